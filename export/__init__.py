@@ -1,0 +1,1 @@
+"""Export of the trained generator: TF Serving SavedModel, ONNX, manifest."""

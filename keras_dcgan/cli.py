@@ -1,0 +1,79 @@
+"""The `keras-dcgan` command. A thin layer: flags map onto TrainConfig, work is done by the library.
+
+Heavy imports (TensorFlow) happen inside the subcommands, so `--help` and flag errors are instant.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from keras_dcgan.config import TrainConfig
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def add_config_flags(parser):
+    """One flag per TrainConfig field, with its default, help text and choices."""
+    for config_field in dataclasses.fields(TrainConfig):
+        metadata = config_field.metadata
+        kwargs = {"default": config_field.default, "help": f"{metadata['help']} (default: %(default)s)"}
+        value_type = metadata.get("type", type(config_field.default))
+        kwargs["type"] = value_type
+        if "choices" in metadata:
+            kwargs["choices"] = metadata["choices"]
+        parser.add_argument(_flag(config_field.name), dest=config_field.name, metavar=config_field.name.upper(), **kwargs)
+
+
+def config_from_args(args):
+    values = {config_field.name: getattr(args, config_field.name) for config_field in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**values)
+
+
+def run_fit(args):
+    config = config_from_args(args)  # validate flags before the slow TensorFlow import
+    from keras_dcgan.callbacks import TrainingDiverged
+    from keras_dcgan.training import train
+
+    try:
+        train(config)
+    except TrainingDiverged as error:
+        print(f"keras-dcgan fit: {error}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-dcgan",
+        description="Train a DCGAN on MNIST with Keras 3 and ship its generator.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fit = commands.add_parser(
+        "fit",
+        help="train (or resume) a DCGAN",
+        description="Train a DCGAN, or resume the run in --run-dir. Data: TFDS --dataset by default, "
+        "or the IDX files in --data-dir (offline).",
+    )
+    add_config_flags(fit)
+    fit.set_defaults(handler=run_fit)
+    return parser
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ValueError as error:  # user errors: bad flags, bad data, conflicting run dir
+        if os.environ.get("KERAS_DCGAN_TRACEBACK"):
+            raise
+        print(f"keras-dcgan {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The one configuration of a training run.
+
+`TrainConfig` is what `keras-dcgan fit` is asked to do. Every field is a CLI flag
+(`--field-name`, built from the field's metadata in `cli.py`), and the whole config is
+saved as `run_dir/config.json` so that rerunning on the same run dir can check that
+it is resuming the same experiment.
+"""
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
+UPSAMPLING_MODES = ("transpose", "resize-conv")
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+# Fields that may change between a run and its resumption without changing the
+# experiment: how long to train, where the data lives, how it is spread over devices.
+RESUMABLE_FIELDS = frozenset({"epochs", "data_dir", "run_dir", "strategy", "backup_every_steps"})
+
+
+def _option(default, help, **kwargs):
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclass
+class TrainConfig:
+    # Data
+    dataset: str = _option("mnist", "TFDS dataset name (any 28x28x1 image dataset, e.g. fashion_mnist)")
+    data_dir: str | None = _option(
+        None, "folder of IDX files (train-images-idx3-ubyte[.gz] ...); used instead of TFDS when given", type=str
+    )
+    max_examples: int | None = _option(None, "use only the first N training examples (quick runs)", type=int)
+    # Training
+    run_dir: str = _option("runs/dcgan", "where config, checkpoints, samples, logs and the generator go")
+    epochs: int = _option(10, "number of passes over the training set")
+    batch_size: int = _option(128, "global batch size, split evenly over the replicas")
+    generator_lr: float = _option(2e-4, "Adam learning rate of the generator")
+    discriminator_lr: float = _option(2e-4, "Adam learning rate of the discriminator")
+    beta1: float = _option(0.5, "Adam beta_1 of both optimisers")
+    seed: int = _option(0, "seed of data order, latents and weight initialisation")
+    strategy: str = _option("auto", "tf.distribute strategy", choices=STRATEGIES)
+    precision: str = _option("float32", "Keras dtype policy for training (exports stay float32)", choices=PRECISIONS)
+    backup_every_steps: int = _option(100, "steps between mid-epoch backups (resume loses at most this much)")
+    # Networks
+    latent_dim: int = _option(100, "size of the generator's input noise vector")
+    generator_filters: int = _option(64, "channels of the generator's 14x14 layer (its 7x7 layer has twice as many)")
+    discriminator_filters: int = _option(64, "channels of the discriminator's first layer (its second has twice as many)")
+    leaky_relu_slope: float = _option(0.2, "negative slope of the discriminator's LeakyReLU")
+    upsampling: str = _option(
+        "transpose", "generator upsampling: transposed convolution, or resize then convolve", choices=UPSAMPLING_MODES
+    )
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        """Raise ValueError naming the field for any value that cannot work."""
+        positive = ["epochs", "batch_size", "latent_dim", "generator_filters", "discriminator_filters", "backup_every_steps"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_examples is not None and self.max_examples < self.batch_size:
+            raise ValueError(
+                f"max_examples ({self.max_examples}) must be at least batch_size ({self.batch_size}): "
+                "otherwise not one full batch can be formed"
+            )
+        for name in ("generator_lr", "discriminator_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.beta1 < 1:
+            raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}")
+        if not 0 <= self.leaky_relu_slope < 1:
+            raise ValueError(f"leaky_relu_slope must be in [0, 1), got {self.leaky_relu_slope}")
+        for name, allowed in (("strategy", STRATEGIES), ("upsampling", UPSAMPLING_MODES), ("precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values, source="config"):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown field(s) {', '.join(unknown)}")
+        return cls(**values)
+
+    def save(self, path):
+        """Write as JSON, atomically (a reader never sees half a file)."""
+        temporary = f"{path}.tmp"
+        with open(temporary, "w") as file:
+            json.dump(self.to_dict(), file, indent=2, sort_keys=True)
+            file.write("\n")
+        os.replace(temporary, path)
+
+    @classmethod
+    def load(cls, path):
+        try:
+            with open(path) as file:
+                values = json.load(file)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON ({error}); fix or delete it") from error
+        return cls.from_dict(values, source=str(path))
+
+    def conflicts_with(self, saved):
+        """Fields whose values differ from `saved` and would change the experiment."""
+        return {
+            name: (getattr(saved, name), getattr(self, name))
+            for name in self.to_dict()
+            if name not in RESUMABLE_FIELDS and getattr(saved, name) != getattr(self, name)
+        }

@@ -1,0 +1,165 @@
+"""Where training images come from, and the tf.data pipeline that feeds them.
+
+Two sources give the same thing, `LabeledImages` (uint8 images [N, 28, 28, 1] and their
+integer labels), held in memory (MNIST is 47 MB):
+- a TFDS dataset by name (`mnist` by default; any 28x28x1 image dataset works), and
+- a local folder of IDX files, read with numpy, for machines without internet.
+
+`training_dataset` turns the images into the stream `fit` consumes: float32 in [-1, 1],
+cached, shuffled, batched with the global batch size (dropping the remainder, so every
+replica always gets a full share), repeated, prefetched.
+"""
+
+import os
+import socket
+from dataclasses import dataclass
+
+import numpy as np
+
+from keras_dcgan.idx import IdxFormatError, read_idx
+
+IMAGE_SHAPE = (28, 28, 1)
+# IDX file stems per split, as distributed by the MNIST authors (and Fashion-MNIST).
+IDX_SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
+# Where TFDS downloads MNIST-like datasets from; probed before a download so that an
+# offline machine fails in seconds instead of after ~200 s of retries.
+TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+
+
+class DataError(ValueError):
+    """Training data that cannot be used, with what to do about it in the message."""
+
+
+@dataclass(frozen=True)
+class LabeledImages:
+    images: np.ndarray  # uint8 [N, 28, 28, 1]
+    labels: np.ndarray  # int64 [N]
+
+    def __len__(self):
+        return len(self.images)
+
+    def head(self, count):
+        """The first `count` examples (all of them when `count` is None)."""
+        if count is None:
+            return self
+        return LabeledImages(self.images[:count], self.labels[:count])
+
+
+def find_idx_file(folder, stem):
+    """The path of `stem` or `stem.gz` in `folder`, or a DataError listing what is there."""
+    for name in (stem, f"{stem}.gz"):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    present = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    raise DataError(
+        f"{folder}: no {stem}[.gz] found (files present: {', '.join(present) or 'none'}). "
+        "--data-dir must point at a folder of MNIST-format IDX files."
+    )
+
+
+def load_idx_folder(folder, split="train"):
+    """Images and labels of `split` ("train" or "test") from a folder of IDX files."""
+    if not os.path.isdir(folder):
+        raise DataError(f"--data-dir {folder}: no such folder")
+    if split not in IDX_SPLIT_PREFIXES:
+        raise DataError(f"unknown split {split!r}; IDX folders hold {', '.join(IDX_SPLIT_PREFIXES)}")
+    prefix = IDX_SPLIT_PREFIXES[split]
+    images_path = find_idx_file(folder, f"{prefix}-images-idx3-ubyte")
+    labels_path = find_idx_file(folder, f"{prefix}-labels-idx1-ubyte")
+    try:
+        images = read_idx(images_path, expected_dims=3)
+        labels = read_idx(labels_path, expected_dims=1)
+    except IdxFormatError as error:
+        raise DataError(str(error)) from error
+    if images.shape[1:] != IMAGE_SHAPE[:2]:
+        raise DataError(f"{images_path}: images are {images.shape[1]}x{images.shape[2]}, expected 28x28")
+    if len(images) != len(labels):
+        raise DataError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels: "
+            "the two files do not belong together"
+        )
+    return LabeledImages(images[..., np.newaxis], labels.astype(np.int64))
+
+
+def _network_reachable(address, timeout_seconds=3.0):
+    try:
+        with socket.create_connection(address, timeout=timeout_seconds):
+            return True
+    except OSError:
+        return False
+
+
+def load_tfds(name, split="train", data_dir=None):
+    """Images and labels of a TFDS image dataset, downloading it only if the network is there."""
+    import tensorflow_datasets as tfds
+
+    try:
+        arrays = tfds.as_numpy(tfds.load(name, split=split, batch_size=-1, as_supervised=True, download=False))
+    except Exception as not_prepared:  # TFDS raises AssertionError or DatasetNotFoundError here
+        if isinstance(not_prepared, tfds.core.registered.DatasetNotFoundError):
+            raise DataError(f"TFDS has no dataset named {name!r}: {not_prepared}") from None
+        if not _network_reachable(TFDS_DOWNLOAD_HOST):
+            raise DataError(
+                f"TFDS dataset {name!r} is not prepared on this machine and cannot be downloaded "
+                f"(no connection to {TFDS_DOWNLOAD_HOST[0]}). Train from local IDX files instead: "
+                "keras-dcgan fit --data-dir FOLDER, where FOLDER holds train-images-idx3-ubyte.gz, "
+                "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz."
+            ) from None
+        arrays = tfds.as_numpy(tfds.load(name, split=split, batch_size=-1, as_supervised=True, download=True))
+    images, labels = arrays
+    if images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
+        raise DataError(
+            f"TFDS dataset {name!r} has images of shape {images.shape[1:]} and dtype {images.dtype}; "
+            f"this model needs uint8 images of shape {IMAGE_SHAPE}"
+        )
+    return LabeledImages(images, labels.astype(np.int64))
+
+
+def load_images(config, split="train"):
+    """The images of `split` described by a TrainConfig: IDX folder if given, else TFDS."""
+    if config.data_dir:
+        examples = load_idx_folder(config.data_dir, split)
+    else:
+        examples = load_tfds(config.dataset, split)
+    if split == "train":
+        examples = examples.head(config.max_examples)
+    if len(examples) < config.batch_size:
+        raise DataError(
+            f"{len(examples)} {split} examples are fewer than one batch of {config.batch_size}; "
+            "lower --batch-size or use more examples"
+        )
+    return examples
+
+
+def scale_images(images):
+    """uint8 [0, 255] -> float32 [-1, 1], the generator's tanh range."""
+    import tensorflow as tf
+
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def training_dataset(images, global_batch_size, seed):
+    """An endless stream of shuffled float32 batches in [-1, 1], one epoch after another.
+
+    Shuffling has a fixed seed, so the order of every epoch is reproducible. The explicit
+    DATA auto-shard policy makes multi-worker runs split batches, not files (there are none).
+    """
+    import tensorflow as tf
+
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(images)
+        .cache()
+        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        .batch(global_batch_size, drop_remainder=True)
+        .map(scale_images, num_parallel_calls=tf.data.AUTOTUNE)
+        .repeat()
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def steps_per_epoch(example_count, global_batch_size):
+    return example_count // global_batch_size

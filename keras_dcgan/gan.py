@@ -1,0 +1,91 @@
+"""`DCGAN`: a subclassed keras.Model whose `train_step` trains both networks.
+
+One step, from one forward pass (as the TensorFlow DCGAN tutorial does):
+    fake = G(z);  real_logits = D(x);  fake_logits = D(fake)
+    d_loss = BCE(1, real_logits) + BCE(0, fake_logits)
+    g_loss = BCE(1, fake_logits)                 the non-saturating generator loss
+and each network takes an Adam step on its own loss.
+
+Written for tf.distribute (see the project's ENVIRONMENT notes):
+- `call(images)` returns the discriminator's logits, so Keras can build the model under
+  any strategy by calling it on a batch of the dataset;
+- both optimisers are built on their variables in `compile()`, inside the strategy scope;
+- Keras losses already divide by the replica count, so gradients sum correctly across
+  replicas; the *logged* losses are multiplied back, so logs do not depend on it;
+- logged values are rank 1: MultiWorkerMirroredStrategy cannot reduce scalars in `fit`.
+Noise comes from stateless ops seeded by (seed, global step, replica): every replica draws
+different noise, and a resumed run draws exactly what an uninterrupted one would have.
+"""
+
+import keras
+import tensorflow as tf
+
+
+class DCGAN(keras.Model):
+    def __init__(self, generator, discriminator, latent_dim, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = latent_dim
+        self.seed = seed
+        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.real_score_tracker = keras.metrics.Mean(name="real_score")
+        self.fake_score_tracker = keras.metrics.Mean(name="fake_score")
+
+    def compile(self, generator_optimizer, discriminator_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.generator_optimizer = generator_optimizer
+        self.discriminator_optimizer = discriminator_optimizer
+        generator_optimizer.build(self.generator.trainable_variables)
+        discriminator_optimizer.build(self.discriminator.trainable_variables)
+        # The networks are built from their Input layers; nothing is left for Keras to
+        # build by calling the model on data.
+        self.built = True
+
+    @property
+    def metrics(self):
+        """d_loss, g_loss, and the discriminator's mean outputs D(x) and D(G(z))."""
+        return [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
+
+    @property
+    def global_step(self):
+        """Training steps taken so far (saved and restored with the optimiser)."""
+        return self.generator_optimizer.iterations
+
+    def call(self, images, training=False):
+        return self.discriminator(images, training=training)
+
+    def sample_latent(self, batch_size):
+        replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
+        step = tf.cast(self.global_step, tf.int64)
+        seed = tf.stack([tf.constant(self.seed, tf.int64), step * 1024 + tf.cast(replica_id, tf.int64)])
+        return tf.random.stateless_normal((batch_size, self.latent_dim), seed=seed)
+
+    def train_step(self, images):
+        batch_size = tf.shape(images)[0]
+        latent = self.sample_latent(batch_size)
+        with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
+            fake_images = self.generator(latent, training=True)
+            real_logits = self.discriminator(images, training=True)
+            fake_logits = self.discriminator(fake_images, training=True)
+            real_labels = tf.ones_like(real_logits)
+            d_loss = self.loss_fn(real_labels, real_logits) + self.loss_fn(tf.zeros_like(fake_logits), fake_logits)
+            g_loss = self.loss_fn(real_labels, fake_logits)
+
+        discriminator_variables = self.discriminator.trainable_variables
+        generator_variables = self.generator.trainable_variables
+        self.discriminator_optimizer.apply_gradients(
+            zip(discriminator_tape.gradient(d_loss, discriminator_variables), discriminator_variables)
+        )
+        self.generator_optimizer.apply_gradients(
+            zip(generator_tape.gradient(g_loss, generator_variables), generator_variables)
+        )
+
+        replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, d_loss.dtype)
+        self.d_loss_tracker.update_state(d_loss * replicas)
+        self.g_loss_tracker.update_state(g_loss * replicas)
+        self.real_score_tracker.update_state(tf.sigmoid(real_logits))
+        self.fake_score_tracker.update_state(tf.sigmoid(fake_logits))
+        return {metric.name: tf.reshape(metric.result(), [1]) for metric in self.metrics}

@@ -1,0 +1,73 @@
+"""Reading IDX files (the MNIST file format), with errors that say what is wrong.
+
+An IDX file is a big-endian header, two zero bytes, a type code, the number of
+dimensions, one uint32 per dimension, then the raw values. MNIST uses type 0x08
+(unsigned bytes): 0x00000803 for images (N, rows, cols), 0x00000801 for labels (N,).
+Only numpy and the standard library are used, so the serving side can read IDX too.
+"""
+
+import gzip
+import os
+import struct
+import zlib
+
+import numpy as np
+
+UNSIGNED_BYTE = 0x08
+
+
+class IdxFormatError(ValueError):
+    """An IDX file that cannot be read, with the file and the reason in the message."""
+
+
+def read_idx(path, expected_dims=None):
+    """Return the array stored in the IDX file at `path` (`.gz` is decompressed).
+
+    `expected_dims` (e.g. 3 for images, 1 for labels) is checked against the header.
+    """
+    path = os.fspath(path)
+    try:
+        if path.endswith(".gz"):
+            with gzip.open(path, "rb") as file:
+                content = file.read()
+        else:
+            with open(path, "rb") as file:
+                content = file.read()
+    except (OSError, EOFError, zlib.error) as error:
+        raise IdxFormatError(f"{path}: cannot read the file ({error}); is it a complete download?") from error
+
+    if len(content) < 4:
+        raise IdxFormatError(f"{path}: truncated: {len(content)} bytes, not even the 4-byte magic number")
+    zero, type_code, dims = struct.unpack(">HBB", content[:4])
+    if zero != 0 or type_code != UNSIGNED_BYTE or dims == 0:
+        raise IdxFormatError(
+            f"{path}: wrong magic number 0x{content[:4].hex()}; expected 0x000008NN "
+            "(unsigned bytes, NN dimensions): this is not an IDX file of uint8 values"
+        )
+    if expected_dims is not None and dims != expected_dims:
+        raise IdxFormatError(f"{path}: has {dims} dimension(s), expected {expected_dims}")
+    header_size = 4 + 4 * dims
+    if len(content) < header_size:
+        raise IdxFormatError(f"{path}: truncated inside the header ({len(content)} of {header_size} bytes)")
+    shape = struct.unpack(f">{dims}I", content[4:header_size])
+    expected_size = header_size + int(np.prod(shape, dtype=np.int64))
+    if len(content) != expected_size:
+        problem = "truncated" if len(content) < expected_size else "has trailing bytes"
+        raise IdxFormatError(
+            f"{path}: {problem}: the header declares shape {shape} = {expected_size} bytes, "
+            f"the file holds {len(content)}"
+        )
+    return np.frombuffer(content, dtype=np.uint8, offset=header_size).reshape(shape)
+
+
+def write_idx(path, array):
+    """Write a uint8 array as IDX (gzip-compressed when `path` ends with .gz), atomically."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = struct.pack(">HBB", 0, UNSIGNED_BYTE, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    content = header + array.tobytes()
+    path = os.fspath(path)
+    temporary = f"{path}.tmp"
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(temporary, "wb") as file:
+        file.write(content)
+    os.replace(temporary, path)

@@ -1,0 +1,120 @@
+"""The generator and the discriminator, following the DCGAN paper's guidelines.
+
+Radford et al. 2015: strided convolutions instead of pooling; BatchNorm in both networks
+but not on the generator's output nor the discriminator's input; ReLU in the generator
+with a tanh output; LeakyReLU(0.2) in the discriminator; weights from N(0, 0.02).
+
+Sizes for 28x28x1 (f = generator_filters, d = discriminator_filters):
+
+    generator      latent -> Dense 7*7*2f -> BN, ReLU -> reshape 7x7x2f
+                   -> up x2 to 14x14xf -> BN, ReLU -> up x2 to 28x28x1 -> tanh
+    discriminator  28x28x1 -> conv 4x4/2 to 14x14xd -> LeakyReLU
+                   -> conv 4x4/2 to 7x7x2d -> BN, LeakyReLU -> flatten -> Dense 1 (a logit)
+
+"Up x2" is a 4x4 transposed convolution with stride 2 (the paper's; kernel divisible by
+the stride, which avoids most checkerboard artifacts) or, with `upsampling="resize-conv"`,
+nearest-neighbour resizing followed by a 3x3 convolution, which cannot produce them
+(Odena et al., "Deconvolution and Checkerboard Artifacts", distill.pub 2016).
+
+BatchNorm is `synchronized=True`: under several replicas the statistics are those of the
+global batch, so training does not change with the number of devices, and the moving
+statistics stay identical on every worker. With one replica it is plain BatchNorm.
+Momentum 0.9 (PyTorch's 0.1) lets the generator's moving statistics, used at inference
+and in every export, follow the fast-changing weights of GAN training.
+"""
+
+import keras
+from keras import layers
+
+from keras_dcgan.data import IMAGE_SHAPE
+
+KERNEL_SIZE = 4
+
+
+def _initializer(seed):
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02, seed=seed)
+
+
+def _batch_norm(name):
+    return layers.BatchNormalization(
+        momentum=0.9,
+        epsilon=1e-5,
+        synchronized=True,
+        gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
+        name=name,
+    )
+
+
+def _upsample(filters, mode, name, seed, activation=None, use_bias=False):
+    """Double height and width, ending in `filters` channels."""
+    if mode == "transpose":
+        return [
+            layers.Conv2DTranspose(
+                filters,
+                KERNEL_SIZE,
+                strides=2,
+                padding="same",
+                use_bias=use_bias,
+                activation=activation,
+                kernel_initializer=_initializer(seed),
+                name=name,
+            )
+        ]
+    if mode == "resize-conv":
+        return [
+            layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize"),
+            layers.Conv2D(
+                filters,
+                3,
+                padding="same",
+                use_bias=use_bias,
+                activation=activation,
+                kernel_initializer=_initializer(seed),
+                name=name,
+            ),
+        ]
+    raise ValueError(f"upsampling must be 'transpose' or 'resize-conv', got {mode!r}")
+
+
+def build_generator(config):
+    """latent [batch, latent_dim] -> images [batch, 28, 28, 1] in [-1, 1]."""
+    filters = config.generator_filters
+    seed = config.seed
+    stack = [
+        keras.Input((config.latent_dim,), name="latent"),
+        layers.Dense(7 * 7 * 2 * filters, use_bias=False, kernel_initializer=_initializer(seed), name="project"),
+        _batch_norm("project_bn"),
+        layers.ReLU(name="project_relu"),
+        layers.Reshape((7, 7, 2 * filters), name="to_7x7"),
+        *_upsample(filters, config.upsampling, "up_14x14", seed + 1),
+        _batch_norm("up_14x14_bn"),
+        layers.ReLU(name="up_14x14_relu"),
+        *_upsample(IMAGE_SHAPE[-1], config.upsampling, "up_28x28", seed + 2, activation="tanh", use_bias=True),
+    ]
+    return keras.Sequential(stack, name="generator")
+
+
+def build_discriminator(config):
+    """images [batch, 28, 28, 1] in [-1, 1] -> one real-vs-fake logit [batch, 1]."""
+    filters = config.discriminator_filters
+    slope = config.leaky_relu_slope
+    seed = config.seed + 10
+    stack = [
+        keras.Input(IMAGE_SHAPE, name="images"),
+        layers.Conv2D(filters, KERNEL_SIZE, strides=2, padding="same", kernel_initializer=_initializer(seed), name="down_14x14"),
+        layers.LeakyReLU(negative_slope=slope, name="down_14x14_lrelu"),
+        layers.Conv2D(
+            2 * filters,
+            KERNEL_SIZE,
+            strides=2,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=_initializer(seed + 1),
+            name="down_7x7",
+        ),
+        _batch_norm("down_7x7_bn"),
+        layers.LeakyReLU(negative_slope=slope, name="down_7x7_lrelu"),
+        layers.Flatten(name="flatten"),
+        layers.Dense(1, kernel_initializer=_initializer(seed + 2), name="logit"),
+    ]
+    return keras.Sequential(stack, name="discriminator")

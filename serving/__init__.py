@@ -1,0 +1,1 @@
+"""Inference side: onnxruntime runner, TF Serving clients, REST server. Never imports TensorFlow."""
