@@ -1,0 +1,82 @@
+"""Shared fixtures: where MNIST is, small configs, and one trained run reused by many tests.
+
+Data:
+- `mnist_subset_dir`: 3,000 + 1,000 real MNIST images committed under tests/data (always there).
+- `full_mnist_dir`: the full IDX files, from $KERAS_DCGAN_MNIST_DIR or ../shared/data/mnist
+  next to the checkout; tests that need them are skipped, saying why, where they are absent.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from keras_dcgan.config import TrainConfig
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+SUBSET_DIR = REPO_ROOT / "tests" / "data" / "mnist_subset"
+
+
+def find_full_mnist():
+    candidates = [os.environ.get("KERAS_DCGAN_MNIST_DIR"), REPO_ROOT.parent / "shared" / "data" / "mnist"]
+    for candidate in candidates:
+        if candidate and (pathlib.Path(candidate) / "train-images-idx3-ubyte.gz").exists():
+            return pathlib.Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist_subset_dir():
+    return SUBSET_DIR
+
+
+@pytest.fixture(scope="session")
+def full_mnist_dir():
+    folder = find_full_mnist()
+    if folder is None:
+        pytest.skip("full MNIST IDX files not found: set KERAS_DCGAN_MNIST_DIR or place them in ../shared/data/mnist")
+    return folder
+
+
+def small_config(run_dir, **overrides):
+    """A config that trains in seconds on the committed subset: narrow networks, few examples."""
+    values = dict(
+        data_dir=str(SUBSET_DIR),
+        run_dir=str(run_dir),
+        max_examples=512,
+        batch_size=64,
+        epochs=2,
+        generator_filters=16,
+        discriminator_filters=16,
+        latent_dim=32,
+        backup_every_steps=4,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="session")
+def trained_run_dir(tmp_path_factory):
+    """A finished 2-epoch run (small networks, 512 subset images), shared by export/serving/evaluate tests.
+
+    Read-only for its users: copy it before changing anything in it.
+    """
+    from keras_dcgan.training import train
+
+    run_dir = tmp_path_factory.mktemp("trained_run")
+    train(small_config(run_dir), verbose=0)
+    return run_dir
+
+
+def run_cli(*args, env=None, timeout=600, check=False):
+    """Run `python -m keras_dcgan.cli ARGS` in a fresh process; returns CompletedProcess."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    completed = subprocess.run(
+        [sys.executable, "-m", "keras_dcgan.cli", *map(str, args)],
+        capture_output=True, text=True, env=full_env, timeout=timeout, cwd=REPO_ROOT,
+    )
+    if check and completed.returncode != 0:
+        raise AssertionError(f"keras-dcgan {' '.join(map(str, args))} failed:\n{completed.stderr[-3000:]}")
+    return completed
