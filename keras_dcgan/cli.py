@@ -45,12 +45,7 @@ def run_fit(args):
     return 0
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="keras-dcgan",
-        description="Train a DCGAN on MNIST with Keras 3 and ship its generator.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_fit_command(commands):
     fit = commands.add_parser(
         "fit",
         help="train (or resume) a DCGAN",
@@ -59,6 +54,16 @@ def build_parser():
     )
     add_config_flags(fit)
     fit.set_defaults(handler=run_fit)
+
+
+def build_parser():
+    """Each subcommand lives beside the library code it drives and registers itself here."""
+    parser = argparse.ArgumentParser(
+        prog="keras-dcgan",
+        description="Train a DCGAN on MNIST with Keras 3 and ship its generator.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_fit_command(commands)
     return parser
 
 
