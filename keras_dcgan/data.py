@@ -90,15 +90,24 @@ def _network_reachable(address, timeout_seconds=3.0):
         return False
 
 
+def _tfds_to_numpy(dataset):
+    """All (image, label) pairs of a TFDS split as two arrays (batch_size=-1 crashes on unknown cardinality)."""
+    images, labels = [], []
+    for image_batch, label_batch in dataset.batch(8192).as_numpy_iterator():
+        images.append(image_batch)
+        labels.append(label_batch)
+    return np.concatenate(images), np.concatenate(labels)
+
+
 def load_tfds(name, split="train", data_dir=None):
     """Images and labels of a TFDS image dataset, downloading it only if the network is there."""
     import tensorflow_datasets as tfds
 
     try:
-        arrays = tfds.as_numpy(tfds.load(name, split=split, batch_size=-1, as_supervised=True, download=False))
-    except Exception as not_prepared:  # TFDS raises AssertionError or DatasetNotFoundError here
-        if isinstance(not_prepared, tfds.core.registered.DatasetNotFoundError):
-            raise DataError(f"TFDS has no dataset named {name!r}: {not_prepared}") from None
+        dataset = tfds.load(name, split=split, data_dir=data_dir, as_supervised=True, download=False)
+    except tfds.core.registered.DatasetNotFoundError as unknown:
+        raise DataError(f"TFDS has no dataset named {name!r}: {unknown}") from None
+    except AssertionError:  # not prepared in data_dir: a download is needed
         if not _network_reachable(TFDS_DOWNLOAD_HOST):
             raise DataError(
                 f"TFDS dataset {name!r} is not prepared on this machine and cannot be downloaded "
@@ -106,8 +115,8 @@ def load_tfds(name, split="train", data_dir=None):
                 "keras-dcgan fit --data-dir FOLDER, where FOLDER holds train-images-idx3-ubyte.gz, "
                 "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz."
             ) from None
-        arrays = tfds.as_numpy(tfds.load(name, split=split, batch_size=-1, as_supervised=True, download=True))
-    images, labels = arrays
+        dataset = tfds.load(name, split=split, data_dir=data_dir, as_supervised=True, download=True)
+    images, labels = _tfds_to_numpy(dataset)
     if images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
         raise DataError(
             f"TFDS dataset {name!r} has images of shape {images.shape[1:]} and dtype {images.dtype}; "
