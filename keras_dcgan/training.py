@@ -119,14 +119,14 @@ def _train(config, write_dir, chief, resuming, verbose):
         print(f"Finishing epoch {epoch + 1}: {steps - done_in_epoch} of its {steps} steps are left.")
         fitted = model.fit(
             dataset, initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - done_in_epoch,
-            callbacks=callbacks, verbose=verbose,
+            callbacks=callbacks, verbose=verbose, shuffle=False,
         )
         _extend(history, fitted.history)
         epoch += 1
     if epoch < config.epochs:
         fitted = model.fit(
             dataset, initial_epoch=epoch, epochs=config.epochs, steps_per_epoch=steps,
-            callbacks=callbacks, verbose=verbose,
+            callbacks=callbacks, verbose=verbose, shuffle=False,
         )
         _extend(history, fitted.history)
     seconds = time.perf_counter() - started

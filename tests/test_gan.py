@@ -1,0 +1,63 @@
+"""The DCGAN model's train_step."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_dcgan.config import TrainConfig
+from keras_dcgan.training import build_model
+
+
+def _small_model():
+    return build_model(TrainConfig(latent_dim=8, generator_filters=4, discriminator_filters=4, batch_size=16))
+
+
+def _values(variables):
+    return {variable.path: np.array(variable.numpy()) for variable in variables}
+
+
+def test_one_train_step_changes_both_networks_and_nothing_else():
+    model = _small_model()
+    images = tf.constant(np.random.default_rng(0).uniform(-1, 1, (16, 28, 28, 1)).astype(np.float32))
+    network_variables = model.generator.variables + model.discriminator.variables
+    training_state = (
+        model.generator_optimizer.variables
+        + model.discriminator_optimizer.variables
+        + [variable for metric in model.metrics for variable in metric.variables]
+    )
+    before = _values(network_variables + training_state)
+
+    logs = model.train_step(images)
+
+    after = _values(network_variables + training_state)
+    changed = {path for path in before if not np.array_equal(before[path], after[path])}
+    # Every trainable weight of both networks moved, and BatchNorm's moving statistics too.
+    for variable in model.generator.trainable_variables + model.discriminator.trainable_variables:
+        assert variable.path in changed, f"{variable.path} did not change"
+    assert any("moving_mean" in path and path.startswith("generator") for path in changed)
+    # Nothing outside the networks, their optimisers and the loss trackers is a variable of the model.
+    assert {variable.path for variable in model.variables} <= set(before)
+    assert int(model.generator_optimizer.iterations.numpy()) == 1
+    assert int(model.discriminator_optimizer.iterations.numpy()) == 1
+    # At initialisation D is undecided: d_loss near 2 ln 2, g_loss near ln 2.
+    assert abs(float(logs["d_loss"][0]) - 2 * np.log(2)) < 0.3
+    assert abs(float(logs["g_loss"][0]) - np.log(2)) < 0.3
+
+
+def test_noise_is_fresh_every_step_but_reproducible():
+    model = _small_model()
+    first = model.sample_latent(4).numpy()
+    model.generator_optimizer.iterations.assign(1)
+    second = model.sample_latent(4).numpy()
+    model.generator_optimizer.iterations.assign(0)
+    np.testing.assert_array_equal(model.sample_latent(4).numpy(), first)
+    assert not np.allclose(first, second)
+
+
+def test_fit_runs_and_logs_all_four_values():
+    model = _small_model()
+    images = np.random.default_rng(0).uniform(-1, 1, (64, 28, 28, 1)).astype(np.float32)
+    history = model.fit(tf.data.Dataset.from_tensor_slices(images).batch(16), epochs=1, verbose=0)
+    assert set(history.history) == {"d_loss", "g_loss", "real_score", "fake_score"}
+    assert all(np.isfinite(np.asarray(values, dtype=float)).all() for values in history.history.values())
+    assert isinstance(model, keras.Model)

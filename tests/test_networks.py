@@ -1,0 +1,63 @@
+"""Network shapes, parameter counts, and BatchNorm's training vs inference behaviour."""
+
+import numpy as np
+import pytest
+
+from keras_dcgan.config import TrainConfig
+from keras_dcgan.networks import build_discriminator, build_generator
+
+# The README's architecture table quotes these counts for the default config.
+DEFAULT_GENERATOR_PARAMETERS = 784_641
+DEFAULT_DISCRIMINATOR_PARAMETERS = 138_945
+
+
+@pytest.mark.parametrize("upsampling", ["transpose", "resize-conv"])
+def test_generator_maps_latents_to_tanh_images(upsampling):
+    config = TrainConfig(latent_dim=16, generator_filters=8, upsampling=upsampling)
+    generator = build_generator(config)
+    latent = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
+    images = generator(latent, training=False).numpy()
+    assert images.shape == (5, 28, 28, 1)
+    assert images.min() >= -1.0 and images.max() <= 1.0
+    assert generator.input_shape == (None, 16)
+
+
+def test_discriminator_gives_one_logit_per_image():
+    discriminator = build_discriminator(TrainConfig(discriminator_filters=8))
+    logits = discriminator(np.zeros((3, 28, 28, 1), np.float32), training=False)
+    assert logits.shape == (3, 1)
+
+
+def test_default_parameter_counts():
+    config = TrainConfig()
+    assert build_generator(config).count_params() == DEFAULT_GENERATOR_PARAMETERS
+    assert build_discriminator(config).count_params() == DEFAULT_DISCRIMINATOR_PARAMETERS
+
+
+def test_paper_guidelines_in_the_layers():
+    config = TrainConfig(leaky_relu_slope=0.3)
+    generator, discriminator = build_generator(config), build_discriminator(config)
+    kinds = lambda model: [type(layer).__name__ for layer in model.layers]  # noqa: E731
+    # No BatchNorm on the generator's output nor on the discriminator's input layer.
+    assert kinds(generator)[-1] == "Conv2DTranspose" and generator.layers[-1].activation.__name__ == "tanh"
+    assert kinds(discriminator)[:2] == ["Conv2D", "LeakyReLU"]
+    assert all(layer.negative_slope == 0.3 for layer in discriminator.layers if type(layer).__name__ == "LeakyReLU")
+    kernel = generator.get_layer("project").get_weights()[0]
+    assert abs(kernel.std() - 0.02) < 0.002 and abs(kernel.mean()) < 0.002  # N(0, 0.02)
+
+
+def test_batch_norm_uses_batch_statistics_only_in_training():
+    generator = build_generator(TrainConfig(latent_dim=8, generator_filters=4))
+    rng = np.random.default_rng(1)
+    first = rng.standard_normal((1, 8)).astype(np.float32)
+    companions_a = rng.standard_normal((7, 8)).astype(np.float32)
+    companions_b = 3.0 * rng.standard_normal((7, 8)).astype(np.float32)
+    batch_a = np.concatenate([first, companions_a])
+    batch_b = np.concatenate([first, companions_b])
+    # Inference: the first image does not depend on the rest of its batch.
+    np.testing.assert_allclose(
+        generator(batch_a, training=False)[0], generator(batch_b, training=False)[0], atol=1e-6
+    )
+    # Training: batch statistics, so it does.
+    difference = np.abs(generator(batch_a, training=True)[0] - generator(batch_b, training=True)[0]).max()
+    assert difference > 1e-3
