@@ -9,6 +9,7 @@ import os
 import sys
 
 from keras_dcgan.config import TrainConfig
+from keras_dcgan.evaluation.command import add_evaluate_command
 
 
 def _flag(name):
@@ -64,6 +65,7 @@ def build_parser():
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_fit_command(commands)
+    add_evaluate_command(commands)
     return parser
 
 

@@ -1,0 +1,151 @@
+"""One interface over the three things `evaluate` and the latent walk can read.
+
+`open_generator(path, epoch=None)` accepts
+- a run dir (has config.json): the final generator.keras, or with `epoch` the generator of
+  checkpoints/epoch-N, rebuilt from the run's config in float32;
+- an ONNX file (`latent` float32 [batch, latent_dim] -> `images` [batch, 28, 28, 1] in [0, 1]),
+  run by onnxruntime;
+- a SavedModel folder (signature serving_default: `latent` -> `images` in [0, 1]).
+Every one becomes a `Generator`: `generate(latents)` returns float32 images in [0, 1].
+"""
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+CONFIG_FILE = "config.json"
+GENERATOR_FILE = "generator.keras"
+MANIFEST_FILE = "manifest.json"
+
+
+class GeneratorSourceError(ValueError):
+    """A path that is not a run dir, an ONNX file or a SavedModel, or one that cannot be read."""
+
+
+@dataclass
+class Generator:
+    description: str
+    latent_dim: int
+    generate_batch: Callable  # float32 latents [n, latent_dim] -> float32 images [n, 28, 28, 1] in [0, 1]
+    # Where the training data came from, when the source records it: {"dataset": ..., "data_dir": ...}.
+    data: dict = field(default_factory=dict)
+
+    def generate(self, latents, batch_size=500):
+        latents = np.asarray(latents, dtype=np.float32)
+        if latents.ndim != 2 or latents.shape[1] != self.latent_dim:
+            raise ValueError(f"latents must have shape [n, {self.latent_dim}], got {list(latents.shape)}")
+        batches = [self.generate_batch(latents[start : start + batch_size]) for start in range(0, len(latents), batch_size)]
+        images = np.concatenate([np.asarray(batch, dtype=np.float32) for batch in batches])
+        if images.shape[1:] != (28, 28, 1):
+            raise GeneratorSourceError(f"{self.description} returned images of shape {images.shape[1:]}, expected (28, 28, 1)")
+        return images
+
+
+def open_generator(path, epoch=None):
+    path = os.fspath(path)
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, CONFIG_FILE)):
+        return _open_run(path, epoch)
+    if epoch is not None:
+        raise GeneratorSourceError(f"--epoch applies to run dirs only; {path} has no {CONFIG_FILE}")
+    if os.path.isfile(path) and path.endswith(".onnx"):
+        return _open_onnx(path)
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
+        return _open_saved_model(path)
+    raise GeneratorSourceError(
+        f"{path}: not a run dir (no {CONFIG_FILE}), an .onnx file or a SavedModel folder (no saved_model.pb)"
+    )
+
+
+def _float32_generator(config):
+    """build_generator follows Keras' global dtype policy: build in float32 whatever it is."""
+    import keras
+
+    from keras_dcgan.networks import build_generator
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        return build_generator(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _open_run(run_dir, epoch):
+    import keras
+    import tensorflow as tf
+
+    from keras_dcgan.checkpoints import epoch_checkpoint_path
+    from keras_dcgan.config import TrainConfig
+
+    config = TrainConfig.load(os.path.join(run_dir, CONFIG_FILE))
+    generator = _float32_generator(config)
+    if epoch is None:
+        path = os.path.join(run_dir, GENERATOR_FILE)
+        if not os.path.exists(path):
+            raise GeneratorSourceError(f"{run_dir} has no {GENERATOR_FILE} (unfinished run?): pass --epoch N")
+        generator.set_weights(keras.saving.load_model(path, compile=False).get_weights())
+        description = f"{run_dir} ({GENERATOR_FILE})"
+    else:
+        path = epoch_checkpoint_path(os.path.join(run_dir, "checkpoints"), epoch)
+        tf.train.Checkpoint(generator=generator).read(path).expect_partial()
+        description = f"{run_dir} (epoch {epoch})"
+
+    def generate_batch(latents):
+        return (np.asarray(generator(latents, training=False)) + 1.0) / 2.0
+
+    data = {"dataset": config.dataset, "data_dir": config.data_dir}
+    return Generator(description, config.latent_dim, generate_batch, data)
+
+
+def _manifest_data(folder):
+    """The training data recorded in an export's manifest.json, if there is one."""
+    path = os.path.join(folder, MANIFEST_FILE)
+    if not os.path.exists(path):
+        return {}, None
+    with open(path) as file:
+        manifest = json.load(file)
+    config = manifest.get("training_config") or manifest.get("config") or {}
+    data = {key: config[key] for key in ("dataset", "data_dir") if key in config}
+    return data, manifest.get("latent_dim")
+
+
+def _open_onnx(path):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    model_input = session.get_inputs()[0]
+    data, manifest_latent_dim = _manifest_data(os.path.dirname(os.path.abspath(path)))
+    latent_dim = model_input.shape[1] if isinstance(model_input.shape[1], int) else manifest_latent_dim
+    if not isinstance(latent_dim, int):
+        raise GeneratorSourceError(f"{path}: latent size unknown (input shape {model_input.shape}, no manifest.json)")
+    output_name = session.get_outputs()[0].name
+
+    def generate_batch(latents):
+        return session.run([output_name], {model_input.name: latents})[0]
+
+    return Generator(f"{path} (onnxruntime)", latent_dim, generate_batch, data)
+
+
+def _open_saved_model(folder):
+    import tensorflow as tf
+
+    signatures = tf.saved_model.load(folder).signatures
+    if "serving_default" not in signatures:
+        raise GeneratorSourceError(f"{folder}: no serving_default signature (has {', '.join(signatures) or 'none'})")
+    serve = signatures["serving_default"]
+    inputs = serve.structured_input_signature[1]
+    if "latent" not in inputs:
+        raise GeneratorSourceError(f"{folder}: serving_default takes {', '.join(inputs)}, expected `latent`")
+    latent_dim = inputs["latent"].shape[1]
+    # An export root holds <model>/<version>/ with manifest.json beside the version folders or in them.
+    data, _ = _manifest_data(folder)
+    if not data:
+        data, _ = _manifest_data(os.path.dirname(os.path.abspath(folder)))
+
+    def generate_batch(latents):
+        return serve(latent=tf.constant(latents))["images"].numpy()
+
+    return Generator(f"{folder} (SavedModel)", latent_dim, generate_batch, data)
