@@ -10,6 +10,7 @@ import sys
 
 from keras_dcgan.config import TrainConfig
 from keras_dcgan.evaluation.command import add_evaluate_command
+from keras_dcgan.export.command import add_export_command
 
 
 def _flag(name):
@@ -66,6 +67,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_fit_command(commands)
     add_evaluate_command(commands)
+    add_export_command(commands)
     return parser
 
 

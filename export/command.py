@@ -1,0 +1,41 @@
+"""`keras-dcgan export RUN_DIR`: the CLI face of `export_generator`."""
+
+import logging
+import sys
+
+DEFAULT_EXPORT_ROOT = "exports"
+DEFAULT_NAME = "dcgan"
+
+
+def run_export(args):
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # its INFO lines drown the result
+    from keras_dcgan.export.exporter import export_generator
+
+    result = export_generator(args.run_dir, args.out, name=args.name, version=args.version, epoch=args.epoch)
+    manifest = result.manifest
+    source = manifest["source"]
+    worst = max(manifest["parity"]["max_abs_difference"].values())
+    print(
+        f"Exported {source['checkpoint']} of {source['run_dir']} (step {source['step']}) as version {result.version}:\n"
+        f"  SavedModel  {result.version_dir}  signatures: {', '.join(manifest['signatures'])}\n"
+        f"  ONNX        {result.onnx_path}  (opset {manifest['onnx']['opset']})\n"
+        f"  manifest    {result.manifest_path}\n"
+        f"  parity      max abs difference to Keras {worst:.2g} (tolerance {manifest['parity']['tolerance']:g})",
+        file=sys.stdout,
+    )
+    return 0
+
+
+def add_export_command(commands):
+    export = commands.add_parser(
+        "export",
+        help="export a run's generator as a TF Serving SavedModel + ONNX + manifest",
+        description="Export the generator of RUN_DIR (final, or --epoch N) to EXPORT_ROOT/NAME/VERSION/: "
+        "a TF Serving SavedModel, generator.onnx and manifest.json, after checking both against Keras.",
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a keras-dcgan fit run dir")
+    export.add_argument("--out", default=DEFAULT_EXPORT_ROOT, metavar="EXPORT_ROOT", help="export root (default: %(default)s)")
+    export.add_argument("--name", default=DEFAULT_NAME, help="model name, the folder TF Serving serves (default: %(default)s)")
+    export.add_argument("--version", type=int, default=None, help="version number (default: the next free one); never overwritten")
+    export.add_argument("--epoch", type=int, default=None, help="export the checkpoint of this epoch instead of generator.keras")
+    export.set_defaults(handler=run_export)

@@ -1,0 +1,81 @@
+"""`export_generator`: one run's generator -> `<export_root>/<name>/<version>/` with SavedModel, ONNX and manifest.
+
+    <export_root>/<name>/<version>/
+        saved_model.pb, variables/, fingerprint.pb, assets/   TF Serving (see saved_model.py)
+        generator.onnx                                        onnxruntime (see onnx_export.py)
+        manifest.json                                         what is in the folder (see manifest.py)
+
+TF Serving ignores the extra files in a version folder. The folder appears all at once,
+after parity checks passed (see version_folder.py); a failed export leaves nothing behind.
+"""
+
+import os
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from keras_dcgan.data import IMAGE_SHAPE
+from keras_dcgan.export import version_folder
+from keras_dcgan.export.errors import ExportError
+from keras_dcgan.export.generator_source import load_generator_source
+from keras_dcgan.export.manifest import MANIFEST_FILE, build_manifest, write_manifest
+from keras_dcgan.export.onnx_export import INPUT_NAME, ONNX_FILE, OUTPUT_NAME, export_onnx
+from keras_dcgan.export.parity import measure_parity
+from keras_dcgan.export.saved_model import describe_signatures, save_saved_model
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    version_dir: str  # the SavedModel folder TF Serving loads; also holds the ONNX file and the manifest
+    version: int
+    onnx_path: str
+    manifest_path: str
+    manifest: dict
+
+
+def export_generator(run_dir, export_root, name="dcgan", version=None, epoch=None):
+    """Export the final generator of `run_dir` (or the one saved at the end of `epoch`).
+
+    `version=None` takes the next free version. Raises ExportError (a ValueError) for a run dir
+    without a generator, a corrupt checkpoint, an unwritable export root, an existing version,
+    or outputs that differ from the Keras generator by more than the parity tolerance.
+    """
+    version_folder.check_model_name(name)
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
+        raise ExportError(f"epoch must be an integer, got {epoch!r}")
+    base_path = os.path.join(os.path.abspath(export_root), name)
+    version = version_folder.choose_version(base_path, version)  # refuse an existing version before slow work
+    source = load_generator_source(run_dir, epoch)  # before any folder is made: a bad run dir leaves nothing
+
+    with version_folder.staged_version_folder(base_path, version) as staging:
+        save_saved_model(source.generator, source.latent_dim, staging)
+        opset = export_onnx(source.generator, source.latent_dim, os.path.join(staging, ONNX_FILE))
+        saved_model = tf.saved_model.load(staging)
+        parity = measure_parity(source.generator, source.latent_dim, saved_model, os.path.join(staging, ONNX_FILE))
+        manifest = build_manifest(
+            model_name=name,
+            version=version,
+            latent_dim=source.latent_dim,
+            image_shape=IMAGE_SHAPE,
+            onnx={"file": ONNX_FILE, "opset": opset, "input": INPUT_NAME, "output": OUTPUT_NAME},
+            signatures=describe_signatures(saved_model),
+            folder=staging,
+            source={
+                "run_dir": source.run_dir,
+                "checkpoint": source.checkpoint,
+                "epoch": source.epoch,
+                "step": source.step,
+                "config": source.config.to_dict(),
+            },
+            parity=parity,
+        )
+        write_manifest(staging, manifest)
+
+    version_dir = os.path.join(base_path, str(version))
+    return ExportResult(
+        version_dir=version_dir,
+        version=version,
+        onnx_path=os.path.join(version_dir, ONNX_FILE),
+        manifest_path=os.path.join(version_dir, MANIFEST_FILE),
+        manifest=manifest,
+    )

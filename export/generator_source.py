@@ -1,0 +1,159 @@
+"""Which generator an export takes from a run dir: the final `generator.keras` or an epoch checkpoint.
+
+Either way the result is a float32 generator freshly built from the run's config.json (a
+`mixed_bfloat16` run's weights are float32 variables, copied over), so exports always compute
+in float32 and their BatchNorm layers run on the moving statistics (inference mode).
+"""
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_dcgan.checkpoints import epoch_checkpoint_path
+from keras_dcgan.config import TrainConfig
+from keras_dcgan.export.errors import ExportError
+from keras_dcgan.networks import build_generator
+from keras_dcgan.training import CONFIG_FILE, GENERATOR_FILE
+
+CHECKPOINTS_DIR = "checkpoints"
+# Where tf.train.Checkpoint stores the generator optimiser's step counter (DCGAN.global_step).
+STEP_KEY = "generator_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+@dataclass(frozen=True)
+class GeneratorSource:
+    generator: keras.Model
+    config: TrainConfig
+    run_dir: str
+    checkpoint: str  # relative to run_dir: "generator.keras" or "checkpoints/epoch-N"
+    epoch: int | None
+    step: int | None  # training steps behind these weights, when known
+
+    @property
+    def latent_dim(self):
+        return self.config.latent_dim
+
+
+def load_generator_source(run_dir, epoch=None):
+    """The generator of `run_dir` (final, or at the end of `epoch`), with its config and step."""
+    run_dir = os.path.abspath(run_dir)
+    if not os.path.isdir(run_dir):
+        raise ExportError(f"run dir {run_dir} does not exist")
+    config = _load_config(run_dir)
+    if epoch is None:
+        return _final_generator(run_dir, config)
+    return _epoch_generator(run_dir, config, epoch)
+
+
+def _load_config(run_dir):
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise ExportError(f"{run_dir} has no {CONFIG_FILE}: it is not a keras-dcgan run dir")
+    try:
+        return TrainConfig.load(path)
+    except (ValueError, TypeError) as error:
+        raise ExportError(f"{path} is not a valid training config: {error}") from error
+
+
+@contextlib.contextmanager
+def _float32_policy():
+    """build_generator follows Keras' global dtype policy: make it float32 for the build only."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _build(config):
+    with _float32_policy():
+        return build_generator(config)
+
+
+def _final_generator(run_dir, config):
+    path = os.path.join(run_dir, GENERATOR_FILE)
+    checkpoints = os.path.join(run_dir, CHECKPOINTS_DIR)
+    if not os.path.exists(path):
+        raise ExportError(
+            f"{run_dir} has no {GENERATOR_FILE} (training has not finished); "
+            f"export a checkpoint with --epoch N instead (saved epochs: {_saved_epochs(checkpoints) or 'none'})"
+        )
+    try:
+        saved = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises ValueError, zipfile.BadZipFile, OSError... for a damaged file
+        raise ExportError(f"{path} cannot be loaded ({type(error).__name__}: {error}); is it corrupt?") from error
+    generator = _build(config)
+    try:
+        generator.set_weights(saved.get_weights())
+    except ValueError as error:
+        raise ExportError(f"{path} does not match the networks described by {CONFIG_FILE}: {error}") from error
+    epoch, step = _matching_epoch(generator, config, checkpoints)
+    return GeneratorSource(generator, config, run_dir, GENERATOR_FILE, epoch, step)
+
+
+def _epoch_generator(run_dir, config, epoch):
+    if epoch < 1:
+        raise ExportError(f"epoch must be at least 1, got {epoch}")
+    checkpoints = os.path.join(run_dir, CHECKPOINTS_DIR)
+    try:
+        path = epoch_checkpoint_path(checkpoints, epoch)
+    except ValueError as error:
+        raise ExportError(str(error)) from error
+    generator = _build(config)
+    _restore(generator, path)
+    return GeneratorSource(generator, config, run_dir, os.path.relpath(path, run_dir), epoch, _step(path))
+
+
+def _restore(generator, path):
+    """Load the checkpoint's `generator` into `generator`; every generator variable must be found."""
+    try:
+        status = tf.train.Checkpoint(generator=generator).read(path)
+        status.assert_existing_objects_matched()
+        status.expect_partial()  # the discriminator and optimisers in the file are not wanted here
+    except Exception as error:  # a damaged file surfaces as OpError, IndexError, AssertionError, ValueError...
+        raise ExportError(
+            f"checkpoint {path} cannot be restored into the generator of this run's config "
+            f"({type(error).__name__}: {str(error).strip()[:500]}); is it corrupt?"
+        ) from error
+
+
+def _step(path):
+    try:
+        reader = tf.train.load_checkpoint(path)
+        return int(reader.get_tensor(STEP_KEY)) if reader.has_tensor(STEP_KEY) else None
+    except tf.errors.OpError:
+        return None
+
+
+def _saved_epochs(checkpoints):
+    if not os.path.isdir(checkpoints):
+        return []
+    return sorted(
+        int(name[len("epoch-") : -len(".index")])
+        for name in os.listdir(checkpoints)
+        if name.startswith("epoch-") and name.endswith(".index") and name[len("epoch-") : -len(".index")].isdigit()
+    )
+
+
+def _matching_epoch(generator, config, checkpoints):
+    """(epoch, step) of the newest epoch checkpoint if generator.keras holds exactly its weights, else (None, None).
+
+    generator.keras is written right after the last epoch's checkpoint, so they normally match;
+    a run resumed for more epochs and stopped early would not, and then the step is unknown.
+    """
+    epochs = _saved_epochs(checkpoints)
+    if not epochs:
+        return None, None
+    path = os.path.join(checkpoints, f"epoch-{epochs[-1]}")
+    candidate = _build(config)
+    try:
+        _restore(candidate, path)
+    except ExportError:
+        return None, None
+    same = all(np.array_equal(a, b) for a, b in zip(candidate.get_weights(), generator.get_weights()))
+    return (epochs[-1], _step(path)) if same else (None, None)

@@ -1,0 +1,62 @@
+"""manifest.json: what a version folder holds, for the serving side to check before it loads anything.
+
+Serving relies on: latent_dim, image_shape, value_range, onnx.{file, input, output},
+signatures, and files[path].sha256 (every file of the folder except manifest.json itself).
+"""
+
+import datetime
+import hashlib
+import json
+import os
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+
+
+def file_digests(folder):
+    """{relative path with "/": {"sha256", "bytes"}} for every file under `folder` except the manifest."""
+    digests = {}
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(directory, name)
+            relative = os.path.relpath(path, folder).replace(os.sep, "/")
+            if relative == MANIFEST_FILE:
+                continue
+            digests[relative] = {"sha256": sha256_of(path), "bytes": os.path.getsize(path)}
+    return dict(sorted(digests.items()))
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_manifest(*, model_name, version, latent_dim, image_shape, onnx, signatures, folder, source, parity, variants=None):
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model_name": model_name,
+        "version": version,
+        "latent_dim": latent_dim,
+        "image_shape": list(image_shape),
+        "value_range": [0.0, 1.0],
+        "onnx": onnx,
+        "signatures": signatures,
+        "files": file_digests(folder),
+        "source": source,
+        "parity": parity,
+        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if variants:
+        manifest["onnx_variants"] = variants
+    return manifest
+
+
+def write_manifest(folder, manifest):
+    path = os.path.join(folder, MANIFEST_FILE)
+    with open(path, "w") as file:
+        json.dump(manifest, file, indent=2)
+        file.write("\n")
+    return path

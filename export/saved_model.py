@@ -1,0 +1,79 @@
+"""The generator as a TF Serving SavedModel with three signatures.
+
+    serving_default      latent float32 [batch, latent_dim] -> images float32 [batch, 28, 28, 1] in [0, 1]
+    generate_png         latent float32 [batch, latent_dim] -> png_bytes string [batch] (8-bit grey PNGs)
+    generate_from_seeds  seeds int64 [batch] in [0, 2**31 - 1] -> images, as above
+
+Images are the generator's tanh output mapped from [-1, 1] to [0, 1]. TF Serving's REST API
+returns outputs whose names end in `_bytes` as {"b64": ...}. The saved graph holds only core
+TensorFlow ops and variables: it loads without Keras (plain TensorFlow, as TF Serving does).
+"""
+
+import tensorflow as tf
+
+from keras_dcgan.export import seed_latents
+
+DEFAULT_SIGNATURE = "serving_default"
+PNG_SIGNATURE = "generate_png"
+SEEDS_SIGNATURE = "generate_from_seeds"
+SIGNATURE_NAMES = (DEFAULT_SIGNATURE, PNG_SIGNATURE, SEEDS_SIGNATURE)
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+class GeneratorModule(tf.Module):
+    """Holds the generator's variables and the three signature functions."""
+
+    def __init__(self, generator, latent_dim):
+        super().__init__(name="dcgan_generator")
+        self.generator = generator
+        self.generator_variables = list(generator.variables)  # tracked, so they are saved
+        self.latent_dim = latent_dim
+        latent = tf.TensorSpec([None, latent_dim], tf.float32, name="latent")
+        seeds = tf.TensorSpec([None], tf.int64, name="seeds")
+        self.images = tf.function(self._images, input_signature=[latent])
+        self.png = tf.function(self._png, input_signature=[latent])
+        self.from_seeds = tf.function(self._from_seeds, input_signature=[seeds])
+
+    def to_unit_range(self, latent):
+        # training=False: BatchNorm uses its moving statistics, so no image depends on the rest of its batch.
+        return (self.generator(latent, training=False) + 1.0) / 2.0
+
+    def _images(self, latent):
+        return {"images": self.to_unit_range(latent)}
+
+    def _png(self, latent):
+        pixels = tf.cast(tf.round(tf.clip_by_value(self.to_unit_range(latent), 0.0, 1.0) * 255.0), tf.uint8)
+        encoded = tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.TensorSpec([], tf.string))
+        return {"png_bytes": encoded}
+
+    def _from_seeds(self, seeds):
+        return {"images": self.to_unit_range(seed_latents.latents_from_seeds(seeds, self.latent_dim))}
+
+    def signatures(self):
+        return {DEFAULT_SIGNATURE: self.images, PNG_SIGNATURE: self.png, SEEDS_SIGNATURE: self.from_seeds}
+
+
+def save_saved_model(generator, latent_dim, directory):
+    """Write the SavedModel files (saved_model.pb, variables/, ...) into `directory`."""
+    module = GeneratorModule(generator, latent_dim)
+    tf.saved_model.save(module, directory, signatures=module.signatures())
+
+
+def describe_signatures(loaded):
+    """{signature: {"inputs": {name: {"dtype", "shape"}}, "outputs": {...}}} read from a loaded SavedModel.
+
+    Shapes list null for the dynamic batch dimension.
+    """
+    described = {}
+    for name in SIGNATURE_NAMES:
+        function = loaded.signatures[name]
+        inputs = function.structured_input_signature[1]
+        described[name] = {
+            "inputs": {key: _describe(spec) for key, spec in sorted(inputs.items())},
+            "outputs": {key: _describe(spec) for key, spec in sorted(function.structured_outputs.items())},
+        }
+    return described
+
+
+def _describe(spec):
+    return {"dtype": spec.dtype.name, "shape": spec.shape.as_list()}
