@@ -11,6 +11,7 @@ import sys
 from keras_dcgan.config import TrainConfig
 from keras_dcgan.evaluation.command import add_evaluate_command
 from keras_dcgan.export.command import add_export_command
+from keras_dcgan.serving.command import add_generate_command, add_serve_command
 
 
 def _flag(name):
@@ -68,6 +69,8 @@ def build_parser():
     add_fit_command(commands)
     add_evaluate_command(commands)
     add_export_command(commands)
+    add_generate_command(commands)
+    add_serve_command(commands)
     return parser
 
 

@@ -1,0 +1,124 @@
+"""The `generate` and `serve` subcommands. Imports no TensorFlow: both run on a device with onnxruntime only.
+
+`generate --grpc` is the exception: it needs the optional extra `keras-dcgan[grpc]`
+(tensorflow-serving-api, which pulls in TensorFlow), imported only when asked for.
+"""
+
+import pathlib
+import sys
+
+import numpy as np
+
+from keras_dcgan.latents import MAX_SEED, latents_from_seeds
+
+DEFAULT_MAX_BATCH = 256
+DEFAULT_MAX_BODY_BYTES = 4 << 20  # a batch of 256 latents of size 100 is ~0.5 MB of JSON
+
+
+def positive_integer(text):
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_generate_command(commands):
+    generate = commands.add_parser(
+        "generate",
+        help="draw digits from an exported generator: ONNX file, TF Serving (REST or gRPC) or keras-dcgan serve",
+        description="Draw --n digits for the seeds --seed, --seed+1, ... from one back end. Seed N gives the same "
+        "digit on every back end. --out FILE.png writes one grid; --out FOLDER writes FOLDER/grid.png and "
+        "one FOLDER/seed_N.png per digit.",
+    )
+    backend = generate.add_mutually_exclusive_group(required=True)
+    backend.add_argument("--onnx", metavar="FILE", help="run this ONNX file with onnxruntime (checks manifest.json beside it)")
+    backend.add_argument("--server", metavar="URL", help="TF Serving REST endpoint, e.g. http://127.0.0.1:8501")
+    backend.add_argument("--grpc", metavar="HOST:PORT", help="TF Serving gRPC endpoint, e.g. 127.0.0.1:8500 (needs keras-dcgan[grpc])")
+    generate.add_argument("--model-name", default="dcgan", help="served model name (default: %(default)s)")
+    generate.add_argument("--version", type=int, default=None, help="served model version (default: the latest)")
+    generate.add_argument("--n", type=positive_integer, default=16, help="number of digits (default: %(default)s)")
+    generate.add_argument("--seed", type=int, default=0, help="first seed; digit i uses seed+i (default: %(default)s)")
+    generate.add_argument("--out", default="digits.png", help="FILE.png for a grid, or a FOLDER for grid + one PNG each (default: %(default)s)")
+    generate.set_defaults(handler=run_generate)
+
+
+def run_generate(args):
+    if not 0 <= args.seed <= MAX_SEED - args.n + 1:
+        raise ValueError(f"--seed must be in [0, {MAX_SEED - args.n + 1}] so that seed+n-1 stays a valid seed, got {args.seed}")
+    from keras_dcgan.serving.session import write_grid, write_pngs
+
+    seeds = np.arange(args.seed, args.seed + args.n, dtype=np.int64)
+    images = _generate_images(args, seeds)
+    out = pathlib.Path(args.out)
+    if out.suffix.lower() == ".png":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_grid(out, images)
+        written = [out]
+    else:
+        written = write_pngs(out, images, [f"seed_{seed}" for seed in seeds])
+        write_grid(out / "grid.png", images)
+        written.append(out / "grid.png")
+    print(f"wrote {len(images)} digits (seeds {seeds[0]}..{seeds[-1]}) to {out}" + (f" ({len(written)} files)" if len(written) > 1 else ""))
+    return 0
+
+
+def _generate_images(args, seeds):
+    """float32 [n, 28, 28, 1] in [0, 1] from the chosen back end; latents made here, so seeds agree everywhere."""
+    if args.onnx:
+        from keras_dcgan.serving.session import GeneratorSession
+
+        return GeneratorSession(args.onnx).generate_from_seeds(seeds)
+    if args.server:
+        from keras_dcgan.serving.rest_client import RestClient, ServingError
+
+        client = RestClient(args.server, args.model_name, args.version)
+        try:
+            return client.generate(latents_from_seeds(seeds, client.latent_dim()))
+        except ServingError as error:
+            raise ValueError(f"server {args.server}: {error}") from error
+    from keras_dcgan.serving.grpc_client import GrpcClient
+
+    client = GrpcClient(args.grpc, args.model_name, args.version)
+    return client.generate(latents_from_seeds(seeds, client.latent_dim()))
+
+
+def add_serve_command(commands):
+    serve = commands.add_parser(
+        "serve",
+        help="serve an ONNX generator over TF Serving's REST API (for devices without TF Serving)",
+        description="Serve the ONNX file over the same REST API as TF Serving: GET /v1/models/NAME, "
+        "GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict (signatures serving_default, "
+        "generate_png, generate_from_seeds). Stops cleanly on SIGTERM or Ctrl-C.",
+    )
+    serve.add_argument("--onnx", metavar="FILE", required=True, help="the exported generator.onnx (checked against manifest.json beside it)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8501, help="port; 0 picks a free one (default: %(default)s)")
+    serve.add_argument("--model-name", default="dcgan", help="name in the URL /v1/models/NAME (default: %(default)s)")
+    serve.add_argument("--version", type=int, default=None, help="version to report (default: the manifest's, else the folder name, else 1)")
+    serve.add_argument("--max-batch", type=positive_integer, default=DEFAULT_MAX_BATCH, help="largest batch per request (default: %(default)s)")
+    serve.add_argument("--max-body-bytes", type=positive_integer, default=DEFAULT_MAX_BODY_BYTES, help="largest request body (default: %(default)s)")
+    serve.add_argument("--threads", type=positive_integer, default=1, help="onnxruntime threads per request; requests already run in parallel (default: %(default)s)")
+    serve.set_defaults(handler=run_serve)
+
+
+def run_serve(args):
+    from keras_dcgan.serving.rest_api import PredictionApi
+    from keras_dcgan.serving.server import serve
+    from keras_dcgan.serving.session import GeneratorSession
+
+    session = GeneratorSession(args.onnx, threads=args.threads)
+    version = args.version or session.version or _version_from_folder(session.onnx_path)
+    api = PredictionApi(session, args.model_name, version, args.max_batch)
+
+    def announce(url):
+        print(f"serving {args.model_name} version {version} from {args.onnx} on {url}", flush=True)
+
+    drained = serve(api, args.host, args.port, args.max_body_bytes, on_ready=announce)
+    print("stopped" if drained else "stopped with requests still in flight", file=sys.stderr, flush=True)
+    return 0
+
+
+def _version_from_folder(onnx_path):
+    """TF Serving's layout is <base>/<name>/<version>/: use the folder name when it is a number."""
+    name = pathlib.Path(onnx_path).resolve().parent.name
+    return int(name) if name.isdigit() else 1

@@ -1,0 +1,66 @@
+"""Reading an export's manifest.json and checking a file against it, without TensorFlow.
+
+The export step (`keras_dcgan.export`) writes `manifest.json` beside the SavedModel and
+`generator.onnx`; it records the SHA-256 and size of every file. A device checks the ONNX
+file against it before running it, so a corrupted or swapped file is refused at start-up
+rather than producing wrong digits.
+"""
+
+import hashlib
+import json
+import pathlib
+
+MANIFEST_NAME = "manifest.json"
+REQUIRED_KEYS = ("latent_dim", "image_shape", "value_range", "onnx", "files")
+
+
+class ManifestError(ValueError):
+    """The manifest is unreadable, incomplete, or disagrees with the file it describes."""
+
+
+def read_manifest(path):
+    """The manifest as a dict; ManifestError naming the file and the missing key if it is not one."""
+    path = pathlib.Path(path)
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ManifestError(f"cannot read manifest {path}: {error}") from error
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"manifest {path} must hold a JSON object, got {type(manifest).__name__}")
+    missing = [key for key in REQUIRED_KEYS if key not in manifest]
+    if missing:
+        raise ManifestError(f"manifest {path} lacks the key(s) {', '.join(missing)}")
+    return manifest
+
+
+def sha256_of(path, chunk_bytes=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_file(manifest, manifest_path, file_path):
+    """Raise ManifestError unless `file_path` has the size and SHA-256 the manifest records for it."""
+    manifest_path = pathlib.Path(manifest_path)
+    file_path = pathlib.Path(file_path)
+    try:
+        relative = file_path.resolve().relative_to(manifest_path.resolve().parent).as_posix()
+    except ValueError:
+        relative = file_path.name
+    entry = manifest["files"].get(relative)
+    if entry is None:
+        raise ManifestError(f"manifest {manifest_path} has no entry for {relative} under 'files'")
+    size = file_path.stat().st_size
+    if size != entry.get("bytes", size):
+        raise ManifestError(
+            f"{file_path} does not match {manifest_path}: {size} bytes, the manifest records {entry['bytes']} "
+            "(the file was changed or truncated after export)"
+        )
+    actual = sha256_of(file_path)
+    if actual != entry.get("sha256"):
+        raise ManifestError(
+            f"{file_path} does not match {manifest_path}: SHA-256 {actual}, the manifest records "
+            f"{entry.get('sha256')} (the file was changed after export; re-export or restore it)"
+        )

@@ -1,0 +1,186 @@
+"""TensorFlow Serving's REST API over a GeneratorSession, independent of any HTTP library.
+
+`PredictionApi.respond(method, path, body)` returns `(status, payload)` for the routes TF
+Serving answers, with the same JSON shapes, so one client and the same curl lines work
+against `tensorflow_model_server` and `keras-dcgan serve`:
+
+    GET  /v1/models/NAME[/versions/N]            model status
+    GET  /v1/models/NAME[/versions/N]/metadata   signatures, names, dtypes, shapes
+    POST /v1/models/NAME[/versions/N]:predict    {"instances": ...} -> {"predictions": ...}
+                                                 {"inputs": ...}    -> {"outputs": ...}
+
+Signatures (those of the exported SavedModel): `serving_default` (latent -> images),
+`generate_png` (latent -> png_bytes, sent as {"b64": ...}) and `generate_from_seeds`
+(seeds -> images). Every client mistake is an ApiError with a 4xx status and a message.
+"""
+
+import base64
+import json
+import re
+
+import numpy as np
+
+from keras_dcgan.serving.session import InputError
+
+DEFAULT_SIGNATURE = "serving_default"
+ROUTE = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<action>/metadata|:predict)?$"
+)
+ALLOWED_METHODS = {None: "GET", "/metadata": "GET", ":predict": "POST"}
+
+
+class ApiError(Exception):
+    """A request the server refuses: `status` (4xx) and a message for the client."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _latent_spec(latent_dim):
+    return {"dtype": "DT_FLOAT", "shape": [-1, latent_dim]}
+
+
+class PredictionApi:
+    def __init__(self, session, model_name="dcgan", version=1, max_batch=256):
+        self.session = session
+        self.model_name = model_name
+        self.version = int(version)
+        self.max_batch = max_batch
+        images = {"dtype": "DT_FLOAT", "shape": [-1, *session.image_shape]}
+        self.signatures = {
+            "serving_default": ({"latent": _latent_spec(session.latent_dim)}, {"images": images}),
+            "generate_png": ({"latent": _latent_spec(session.latent_dim)}, {"png_bytes": {"dtype": "DT_STRING", "shape": [-1]}}),
+            "generate_from_seeds": ({"seeds": {"dtype": "DT_INT64", "shape": [-1]}}, {"images": images}),
+        }
+
+    def respond(self, method, path, body=b""):
+        """(status, JSON-ready payload) for one request; never raises for a client mistake."""
+        try:
+            return 200, self._route(method, path, body)
+        except ApiError as error:
+            return error.status, {"error": error.message}
+
+    def _route(self, method, path, body):
+        match = ROUTE.match(path.split("?", 1)[0])
+        if match is None:
+            raise ApiError(404, f"Malformed request: {method} {path} (expected /v1/models/NAME[/versions/N][/metadata|:predict])")
+        action = match["action"]
+        if method != ALLOWED_METHODS[action]:
+            raise ApiError(405, f"method {method} not allowed on {path}; use {ALLOWED_METHODS[action]}")
+        self._check_model(match["name"], match["version"])
+        if action is None:
+            return self.status()
+        if action == "/metadata":
+            return self.metadata()
+        return self.predict(body)
+
+    def _check_model(self, name, version):
+        if name != self.model_name:
+            raise ApiError(404, f"Servable not found for request: Latest({name}); this server serves {self.model_name!r}")
+        if version is not None and version != str(self.version):
+            raise ApiError(
+                404, f"Servable not found for request: Specific({name}, {version}); available version: {self.version}"
+            )
+
+    def status(self):
+        return {
+            "model_version_status": [
+                {"version": str(self.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+            ]
+        }
+
+    def metadata(self):
+        def tensor_info(name, spec):
+            dims = [{"size": str(size), "name": ""} for size in spec["shape"]]
+            return {"dtype": spec["dtype"], "tensor_shape": {"dim": dims, "unknown_rank": False}, "name": name}
+
+        signature_defs = {
+            signature: {
+                "inputs": {name: tensor_info(name, spec) for name, spec in inputs.items()},
+                "outputs": {name: tensor_info(name, spec) for name, spec in outputs.items()},
+                "method_name": "tensorflow/serving/predict",
+            }
+            for signature, (inputs, outputs) in self.signatures.items()
+        }
+        return {
+            "model_spec": {"name": self.model_name, "signature_name": "", "version": str(self.version)},
+            "metadata": {"signature_def": {"signature_def": signature_defs}},
+        }
+
+    def predict(self, body):
+        request = _parse_json(body)
+        signature = request.get("signature_name", DEFAULT_SIGNATURE)
+        if signature not in self.signatures:
+            raise ApiError(
+                400, f'Serving signature name: "{signature}" not found in signature def; available: {", ".join(self.signatures)}'
+            )
+        (input_name,) = self.signatures[signature][0]
+        (output_name,) = self.signatures[signature][1]
+        row_format = "instances" in request
+        if row_format == ("inputs" in request):
+            raise ApiError(400, 'the request must have exactly one of "instances" (row format) or "inputs" (columnar format)')
+        values = _rows(request["instances"], input_name) if row_format else _columns(request["inputs"], input_name)
+        outputs = self._run(signature, input_name, values)
+        if output_name == "png_bytes":
+            outputs = [{"b64": base64.b64encode(png).decode("ascii")} for png in outputs]
+        else:
+            outputs = outputs.tolist()
+        return {"predictions": outputs} if row_format else {"outputs": outputs}
+
+    def _run(self, signature, input_name, values):
+        array = _to_array(values, input_name)
+        if array.ndim == 0 or array.shape[0] == 0:
+            raise ApiError(400, f"{input_name} must be a non-empty batch (a list with one entry per example)")
+        if array.shape[0] > self.max_batch:
+            raise ApiError(400, f"batch of {array.shape[0]} exceeds this server's limit of {self.max_batch} per request")
+        try:
+            if signature == "generate_from_seeds":
+                return self.session.generate_from_seeds(array)
+            images = self.session.generate(array)
+        except InputError as error:
+            raise ApiError(400, str(error)) from error
+        return self.session.png_bytes(images) if signature == "generate_png" else images
+
+
+def _parse_json(body):
+    try:
+        request = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ApiError(400, f"invalid JSON in the request body: {error}") from error
+    if not isinstance(request, dict):
+        raise ApiError(400, f"the request body must be a JSON object, got {type(request).__name__}")
+    return request
+
+
+def _rows(instances, input_name):
+    """Row format: a list of values, or of {input_name: value} objects."""
+    if not isinstance(instances, list):
+        raise ApiError(400, '"instances" must be a list with one entry per example')
+    if any(isinstance(instance, dict) for instance in instances):
+        if not all(isinstance(instance, dict) and set(instance) == {input_name} for instance in instances):
+            raise ApiError(400, f'every object in "instances" must have exactly the key "{input_name}"')
+        return [instance[input_name] for instance in instances]
+    return instances
+
+
+def _columns(inputs, input_name):
+    """Columnar format: the batch itself, or {input_name: batch}."""
+    if isinstance(inputs, dict):
+        if set(inputs) != {input_name}:
+            raise ApiError(400, f'"inputs" must have exactly the key "{input_name}", got {sorted(inputs)}')
+        return inputs[input_name]
+    return inputs
+
+
+def _to_array(values, input_name):
+    """A numeric numpy array, or ApiError for ragged lists, strings, booleans and huge integers."""
+    try:
+        array = np.asarray(values)
+    except (ValueError, OverflowError) as error:
+        raise ApiError(400, f"{input_name} is not a rectangular array of numbers: {error}") from error
+    if array.dtype.kind not in "iuf":
+        kind = "booleans" if array.dtype.kind == "b" else f"values of type {array.dtype}"
+        raise ApiError(400, f"{input_name} must be a rectangular array of numbers, got {kind}")
+    return array

@@ -1,0 +1,154 @@
+"""The edge runtime: the exported generator over onnxruntime. numpy, onnxruntime, Pillow and stdlib only.
+
+    session = GeneratorSession("exports/dcgan/1/generator.onnx")   # checks manifest.json beside it
+    images = session.generate_from_seeds(range(16))                # float32 [16, 28, 28, 1] in [0, 1]
+    session.write_grid("digits.png", images)
+
+Seeds become latents through `keras_dcgan.latents.latents_from_seeds`, the same function the
+SavedModel's `generate_from_seeds` signature ports to TensorFlow, so seed N draws the same
+digit here, from TF Serving and from `keras-dcgan serve`.
+"""
+
+import os
+import pathlib
+
+import numpy as np
+import onnxruntime
+
+from keras_dcgan import image_grid
+from keras_dcgan.latents import latents_from_seeds
+from keras_dcgan.serving.manifest import MANIFEST_NAME, ManifestError, read_manifest, verify_file
+
+DEFAULT_VALUE_RANGE = (0.0, 1.0)  # the export contract: images in [0, 1]
+
+
+class InputError(ValueError):
+    """Latents or seeds of the wrong shape, type or value."""
+
+
+class GeneratorSession:
+    """Latents or integer seeds in, images out; thread-safe (onnxruntime's `run` is).
+
+    `manifest_path=None` uses `manifest.json` beside the ONNX file when there is one; when a
+    manifest is used, the file's size, SHA-256 and input/output shapes must match it, or
+    ManifestError (a ValueError) is raised before anything runs. `threads` sets onnxruntime's
+    intra-op threads (None: its default); 1 suits a server running requests in parallel.
+    """
+
+    def __init__(self, onnx_path, manifest_path=None, threads=None):
+        self.onnx_path = pathlib.Path(onnx_path)
+        if not self.onnx_path.is_file():
+            raise FileNotFoundError(f"ONNX file not found: {self.onnx_path}")
+        if manifest_path is None and (self.onnx_path.parent / MANIFEST_NAME).is_file():
+            manifest_path = self.onnx_path.parent / MANIFEST_NAME
+        self.manifest_path = pathlib.Path(manifest_path) if manifest_path is not None else None
+        self.manifest = None
+        if self.manifest_path is not None:
+            self.manifest = read_manifest(self.manifest_path)
+            verify_file(self.manifest, self.manifest_path, self.onnx_path)
+
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(self.onnx_path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own exception types for unreadable models
+            raise ManifestError(f"onnxruntime cannot load {self.onnx_path}: {error}") from error
+        self._read_shapes()
+
+    def _read_shapes(self):
+        model_input = self._session.get_inputs()[0]
+        model_output = self._session.get_outputs()[0]
+        if len(model_input.shape) != 2 or not isinstance(model_input.shape[1], int):
+            raise ManifestError(f"{self.onnx_path}: input {model_input.name} has shape {model_input.shape}, expected [batch, latent_dim]")
+        if len(model_output.shape) != 4 or not all(isinstance(size, int) for size in model_output.shape[1:]):
+            raise ManifestError(f"{self.onnx_path}: output {model_output.name} has shape {model_output.shape}, expected [batch, H, W, C]")
+        self.input_name = model_input.name
+        self.output_name = model_output.name
+        self.latent_dim = model_input.shape[1]
+        self.image_shape = tuple(model_output.shape[1:])
+        self.value_range = DEFAULT_VALUE_RANGE
+        self.version = None
+        if self.manifest is not None:
+            self._check_against_manifest()
+
+    def _check_against_manifest(self):
+        manifest, where = self.manifest, self.manifest_path
+        expected = {
+            "onnx.input": (manifest["onnx"].get("input", self.input_name), self.input_name),
+            "onnx.output": (manifest["onnx"].get("output", self.output_name), self.output_name),
+            "latent_dim": (manifest["latent_dim"], self.latent_dim),
+            "image_shape": (tuple(manifest["image_shape"]), self.image_shape),
+        }
+        for key, (recorded, actual) in expected.items():
+            if recorded != actual:
+                raise ManifestError(f"{self.onnx_path} does not match {where}: {key} is {actual}, the manifest records {recorded}")
+        self.value_range = tuple(manifest["value_range"])
+        self.version = manifest.get("version")
+
+    def check_latents(self, latents):
+        """float32 [n, latent_dim] of finite numbers, or InputError saying what is wrong."""
+        latents = np.asarray(latents)
+        if latents.dtype.kind not in "iuf":
+            raise InputError(f"latent must hold numbers, got dtype {latents.dtype}")
+        if latents.ndim != 2 or latents.shape[1] != self.latent_dim:
+            raise InputError(f"latent must have shape [batch, {self.latent_dim}], got {list(latents.shape)}")
+        latents = latents.astype(np.float32, copy=False)
+        if not np.isfinite(latents).all():
+            raise InputError("latent contains NaN or Inf")
+        return latents
+
+    def generate(self, latents):
+        """float32 images [n, *image_shape] in `value_range` for latents [n, latent_dim]."""
+        latents = self.check_latents(latents)
+        if latents.shape[0] == 0:
+            return np.zeros((0, *self.image_shape), np.float32)
+        return self._session.run([self.output_name], {self.input_name: latents})[0]
+
+    def latents_from_seeds(self, seeds):
+        seeds = np.asarray(seeds)
+        if seeds.ndim != 1 or (seeds.size and seeds.dtype.kind not in "iu"):
+            raise InputError(f"seeds must be a list of integers, got {seeds.dtype} of shape {list(seeds.shape)}")
+        try:
+            return latents_from_seeds(seeds, self.latent_dim)
+        except ValueError as error:
+            raise InputError(str(error)) from error
+
+    def generate_from_seeds(self, seeds):
+        """Images for integer seeds in [0, 2**31 - 1]: seed N gives the same image on every back end."""
+        return self.generate(self.latents_from_seeds(seeds))
+
+    def png_bytes(self, images):
+        """One PNG (bytes) per image."""
+        return encode_pngs(images, self.value_range)
+
+    def write_grid(self, path, images, columns=None):
+        write_grid(path, images, self.value_range, columns)
+
+    def write_pngs(self, folder, images, names):
+        return write_pngs(folder, images, names, self.value_range)
+
+
+def encode_pngs(images, value_range=DEFAULT_VALUE_RANGE):
+    return [image_grid.png_bytes(image) for image in image_grid.to_uint8(images, value_range)]
+
+
+def write_grid(path, images, value_range=DEFAULT_VALUE_RANGE, columns=None):
+    """All images tiled into one PNG (written atomically)."""
+    images = image_grid.to_uint8(images, value_range)
+    image_grid.write_png(path, image_grid.tile(images, columns))
+
+
+def write_pngs(folder, images, names, value_range=DEFAULT_VALUE_RANGE):
+    """One PNG per image as folder/NAME.png; returns the paths."""
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for name, image in zip(names, image_grid.to_uint8(images, value_range), strict=True):
+        path = pathlib.Path(folder) / f"{name}.png"
+        image_grid.write_png(path, image)
+        paths.append(path)
+    return paths

@@ -1,0 +1,158 @@
+"""Shared by the serving tests: one real export, processes without TensorFlow, servers on free ports.
+
+No tests here; test_serving.py and test_serving_grpc.py import these fixtures and helpers.
+"""
+
+import json
+import os
+import pathlib
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+START_TIMEOUT_SECONDS = 60
+
+# Run the CLI in a process where importing TensorFlow or Keras fails, as on a device without them.
+TF_FREE_CLI = """
+import importlib.abc, sys
+
+class BlockTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("tensorflow", "keras", "tf_keras", "tensorflow_serving"):
+            raise ImportError(f"importing {name} is blocked: this process must run without TensorFlow")
+
+sys.meta_path.insert(0, BlockTensorFlow())
+from keras_dcgan.cli import main
+code = main(sys.argv[1:])
+assert not any(name.partition(".")[0] in ("tensorflow", "keras") for name in sys.modules), "TensorFlow was imported"
+sys.exit(code)
+"""
+
+
+def tf_free_cli(*args):
+    """argv running `keras-dcgan ARGS` with tensorflow and keras imports blocked."""
+    return [sys.executable, "-c", TF_FREE_CLI, *map(str, args)]
+
+
+def run_tf_free_cli(*args, timeout=120):
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(tf_free_cli(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=environment)
+
+
+@dataclass
+class ExportedModel:
+    export_root: pathlib.Path
+    version_dir: pathlib.Path
+    onnx_path: pathlib.Path
+    manifest: dict
+
+
+@pytest.fixture(scope="session")
+def exported_model(trained_run_dir, tmp_path_factory):
+    """The tiny trained run exported once by the real `export_generator` (SavedModel + ONNX + manifest)."""
+    from keras_dcgan.export import export_generator
+
+    export_root = tmp_path_factory.getbasetemp() / "serving_exports"
+    if not (export_root / "dcgan" / "1" / "manifest.json").exists():  # imported by two modules: export once
+        export_generator(trained_run_dir, export_root, name="dcgan", version=1)
+    result_dir = export_root / "dcgan" / "1"
+    return ExportedModel(export_root, result_dir, result_dir / "generator.onnx", json.loads((result_dir / "manifest.json").read_text()))
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServerProcess:
+    """A server subprocess; `url` once a line containing `ready_pattern` appears on its stdout or stderr."""
+
+    def __init__(self, argv, ready_pattern, url_from_line):
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+        self.output = []  # every line, both streams, for failure messages (read on threads so pipes never fill)
+        lines = queue.Queue()
+        for stream in (self.process.stdout, self.process.stderr):
+            threading.Thread(target=self._pump, args=(stream, lines), daemon=True).start()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.stop()
+                raise AssertionError(f"server did not start within {START_TIMEOUT_SECONDS} s: {''.join(self.output)[-2000:]}")
+            if line is None and _exited(self.process):
+                raise AssertionError(f"server exited with {self.process.returncode}: {''.join(self.output)[-2000:]}")
+            if line and ready_pattern in line:
+                self.url = url_from_line(line)
+                return
+
+    def _pump(self, stream, lines):
+        for line in stream:
+            self.output.append(line)
+            lines.put(line)
+        lines.put(None)
+
+    def stop(self, timeout=15):
+        """SIGTERM, then wait; returns the exit code (kills it if it does not stop in time)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+
+def _exited(process):
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def start_keras_dcgan_serve(onnx_path, *extra_args):
+    """`keras-dcgan serve` on a free port of 127.0.0.1, in a process without TensorFlow."""
+    return ServerProcess(
+        tf_free_cli("serve", "--onnx", onnx_path, "--port", "0", *extra_args),
+        ready_pattern="serving ",
+        url_from_line=lambda line: line.strip().rsplit(" on ", 1)[1],
+    )
+
+
+def tensorflow_model_server_or_skip():
+    binary = shutil.which("tensorflow_model_server")
+    if binary is None:
+        pytest.skip(
+            "tensorflow_model_server is not on PATH (it cannot be installed here; README, section serving, "
+            "shows how to run these tests with the tensorflow/serving Docker image)"
+        )
+    return binary
+
+
+def start_tensorflow_model_server(export_root, model_name="dcgan"):
+    """The real TF Serving binary on free ports, serving <export_root>/<model_name>; `grpc_target` set too."""
+    binary = tensorflow_model_server_or_skip()
+    rest_port, grpc_port = free_port(), free_port()
+    server = ServerProcess(
+        [binary, f"--port={grpc_port}", f"--rest_api_port={rest_port}", f"--model_name={model_name}",
+         f"--model_base_path={pathlib.Path(export_root).resolve() / model_name}"],
+        ready_pattern="Exporting HTTP/REST API",
+        url_from_line=lambda line: f"http://127.0.0.1:{rest_port}",
+    )
+    server.grpc_target = f"127.0.0.1:{grpc_port}"
+    return server
