@@ -37,11 +37,16 @@ def config_from_args(args):
 
 def run_fit(args):
     config = config_from_args(args)  # validate flags before the slow TensorFlow import
+    if args.workers is not None:
+        from keras_dcgan.launcher import launch_fit
+
+        return launch_fit(config, args.workers)
     from keras_dcgan.callbacks import TrainingDiverged
     from keras_dcgan.training import train
 
     try:
-        train(config)
+        # One line per epoch when the output goes to a pipe or log, not a progress bar redrawn with \r.
+        train(config, verbose="auto" if sys.stdout.isatty() else 2)
     except TrainingDiverged as error:
         print(f"keras-dcgan fit: {error}", file=sys.stderr)
         return 3
@@ -56,6 +61,11 @@ def add_fit_command(commands):
         "or the IDX files in --data-dir (offline).",
     )
     add_config_flags(fit)
+    fit.add_argument(
+        "--workers", type=int, metavar="N",
+        help="run the job as N local worker processes of a multi-worker cluster on 127.0.0.1 "
+        "(a launch option, not saved in config.json; see the README's distributed section)",
+    )
     fit.set_defaults(handler=run_fit)
 
 

@@ -11,13 +11,14 @@ Rerunning the same command on the same run_dir continues from the furthest saved
 in the middle of an epoch if that is where it stopped.
 """
 
+import hashlib
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 
 from keras_dcgan import image_grid
 from keras_dcgan.callbacks import CheckpointSaver, DivergenceGuard, SampleGrids, ScalarSummaries, sample_path
@@ -26,7 +27,7 @@ from keras_dcgan.config import TrainConfig
 from keras_dcgan.data import load_images, steps_per_epoch, training_dataset
 from keras_dcgan.gan import DCGAN
 from keras_dcgan.networks import build_discriminator, build_generator
-from keras_dcgan.strategy import is_chief, make_strategy
+from keras_dcgan.strategy import describe, is_chief, make_strategy, scratch_dir
 
 CONFIG_FILE = "config.json"
 GENERATOR_FILE = "generator.keras"
@@ -71,7 +72,9 @@ def train(config, verbose="auto"):
     resuming = check_run_dir(config)
     chief = is_chief()
     # Other workers take part in every save (they hold distributed variables) but write to scratch.
-    write_dir = config.run_dir if chief else tempfile.mkdtemp(prefix="keras-dcgan-worker-")
+    write_dir = config.run_dir if chief else scratch_dir(config.run_dir)
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)  # left by this worker if it was killed
     try:
         return _train(config, write_dir, chief, resuming, verbose)
     finally:
@@ -87,6 +90,13 @@ def _train(config, write_dir, chief, resuming, verbose):
 
     keras.mixed_precision.set_dtype_policy(config.precision)
     strategy = make_strategy(config.strategy)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ValueError(
+            f"batch_size {config.batch_size} is the global batch and must split evenly over the {replicas} replicas"
+        )
+    print(f"Training with {describe(strategy)}; global batch {config.batch_size}, "
+          f"{config.batch_size // replicas} per replica.")
     with strategy.scope():
         model = build_model(config)
     steps = steps_per_epoch(len(examples), config.batch_size)
@@ -140,12 +150,23 @@ def _train(config, write_dir, chief, resuming, verbose):
     if images_per_second:
         print(f"Trained {final_step - start_step} steps ({trained_images} images) in {seconds:.1f} s: "
               f"{images_per_second:.0f} images/s. Generator: {os.path.join(config.run_dir, GENERATOR_FILE)}")
+    # Every worker prints it: equal digests show the workers ended with identical weights.
+    print(f"Weights sha256: generator {weights_digest(model.generator)}, "
+          f"discriminator {weights_digest(model.discriminator)} (step {final_step})")
     return TrainingResult(config.run_dir, start_step, final_step, images_per_second, history)
 
 
 def _extend(history, new_history):
     for name, values in new_history.items():
         history.setdefault(name, []).extend(float(value[0]) if hasattr(value, "__len__") else float(value) for value in values)
+
+
+def weights_digest(network):
+    """SHA-256 (16 hex digits) of all weights of `network`, BatchNorm moving statistics included."""
+    digest = hashlib.sha256()
+    for weights in network.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def save_generator(generator, path):
