@@ -56,7 +56,7 @@ class PredictionApi:
         }
 
     def respond(self, method, path, body=b""):
-        """(status, JSON-ready payload) for one request; never raises for a client mistake."""
+        """(status, payload for `json_response.encode`) for one request; never raises for a client mistake."""
         try:
             return 200, self._route(method, path, body)
         except ApiError as error:
@@ -125,8 +125,6 @@ class PredictionApi:
         outputs = self._run(signature, input_name, values)
         if output_name == "png_bytes":
             outputs = [{"b64": base64.b64encode(png).decode("ascii")} for png in outputs]
-        else:
-            outputs = outputs.tolist()
         return {"predictions": outputs} if row_format else {"outputs": outputs}
 
     def _run(self, signature, input_name, values):

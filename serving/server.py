@@ -10,12 +10,12 @@ before they are read; idle or slow connections time out; every error is a JSON
 {"error": ...}; SIGTERM or SIGINT stop accepting, let requests in flight finish, and exit 0.
 """
 
-import json
 import signal
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from keras_dcgan.serving import json_response
 from keras_dcgan.serving.rest_api import ApiError
 
 IDLE_TIMEOUT_SECONDS = 30
@@ -75,7 +75,7 @@ class PredictionHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _send_json(self, status, payload):
-        body = json.dumps(payload).encode()
+        body = json_response.encode(payload)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

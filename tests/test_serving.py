@@ -272,7 +272,7 @@ def test_chunked_bodies_and_garbage_request_lines_are_refused_as_json(our_server
     with socket.create_connection((host, int(port)), timeout=10) as raw:
         raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
         reply = raw.makefile("rb").read()
-    assert reply.startswith(b"HTTP/1.1 400") and b'{"error": ' in reply
+    assert reply.startswith(b"HTTP/1.1 400") and b'{"error":' in reply
     assert RestClient(our_server.url).generate(latents_from_seeds([0], session.latent_dim)).shape == (1, 28, 28, 1)
 
 
@@ -342,3 +342,16 @@ def test_generate_writes_the_same_digits_from_onnx_and_from_the_server(exported_
 def test_generate_reports_an_unreachable_server(tmp_path):
     completed = run_tf_free_cli("generate", "--server", "http://127.0.0.1:9", "--out", tmp_path / "x.png", timeout=60)
     assert completed.returncode == 2 and "cannot reach http://127.0.0.1:9" in completed.stderr
+
+
+@pytest.mark.parametrize("use_orjson", [True, False], ids=["orjson", "stdlib json"])
+def test_response_encoding_round_trips_float32_exactly(session, monkeypatch, use_orjson):
+    from keras_dcgan.serving import json_response
+
+    if not use_orjson:
+        monkeypatch.setattr(json_response, "orjson", None)
+    elif json_response.orjson is None:
+        pytest.skip("orjson is not installed (it is a dependency of keras-dcgan; the stdlib case still runs)")
+    images = session.generate_from_seeds([5, 6])
+    decoded = json.loads(json_response.encode({"predictions": images, "note": "x"}))
+    assert decoded["note"] == "x" and np.array_equal(np.asarray(decoded["predictions"], np.float32), images)
