@@ -77,9 +77,13 @@ def _generate_images(args, seeds):
         except ServingError as error:
             raise ValueError(f"server {args.server}: {error}") from error
     from keras_dcgan.serving.grpc_client import GrpcClient
+    from keras_dcgan.serving.rest_client import ServingError
 
-    client = GrpcClient(args.grpc, args.model_name, args.version)
-    return client.generate(latents_from_seeds(seeds, client.latent_dim()))
+    try:
+        client = GrpcClient(args.grpc, args.model_name, args.version)
+        return client.generate(latents_from_seeds(seeds, client.latent_dim()))
+    except (ImportError, ServingError) as error:
+        raise ValueError(f"gRPC server {args.grpc}: {error}") from error
 
 
 def add_serve_command(commands):

@@ -19,10 +19,15 @@ import numpy as np
 
 
 class ServingError(Exception):
-    """The server refused a request (`status` 4xx/5xx and its message), or could not be reached (`status` None)."""
+    """The server refused a request, or could not be reached (`status` None).
+
+    `status` is the HTTP status (int) for REST, the gRPC status code name (str) for gRPC;
+    `message` is the server's own error message.
+    """
 
     def __init__(self, status, message):
-        super().__init__(f"HTTP {status}: {message}" if status else message)
+        protocol = "HTTP" if isinstance(status, int) else "gRPC"
+        super().__init__(f"{protocol} {status}: {message}" if status else message)
         self.status = status
         self.message = message
 

@@ -5,7 +5,6 @@ tests also run against `tensorflow_model_server` serving the SavedModel when it 
 """
 
 import http.client
-import io
 import json
 import shutil
 import socket
@@ -14,13 +13,13 @@ import urllib.parse
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.serving.manifest import ManifestError
 from keras_dcgan.serving.rest_client import RestClient, ServingError
 from keras_dcgan.serving.session import GeneratorSession, InputError
 from test_serving_support import (  # noqa: F401  (fixtures)
+    decode_png,
     exported_model,
     run_tf_free_cli,
     start_keras_dcgan_serve,
@@ -30,10 +29,6 @@ from test_serving_support import (  # noqa: F401  (fixtures)
 MAX_BATCH = 64
 MAX_BODY_BYTES = 200_000
 SEEDS = [0, 1, 2, 3, 4, 2**31 - 1]
-
-
-def decode_png(data):
-    return np.asarray(Image.open(io.BytesIO(data)))
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 No tests here; test_serving.py and test_serving_grpc.py import these fixtures and helpers.
 """
 
+import io
 import json
 import os
 import pathlib
@@ -16,7 +17,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
+from PIL import Image
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 60
@@ -36,6 +39,10 @@ code = main(sys.argv[1:])
 assert not any(name.partition(".")[0] in ("tensorflow", "keras") for name in sys.modules), "TensorFlow was imported"
 sys.exit(code)
 """
+
+
+def decode_png(data):
+    return np.asarray(Image.open(io.BytesIO(data)))
 
 
 def tf_free_cli(*args):
