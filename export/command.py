@@ -11,7 +11,9 @@ def run_export(args):
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # its INFO lines drown the result
     from keras_dcgan.export.exporter import export_generator
 
-    result = export_generator(args.run_dir, args.out, name=args.name, version=args.version, epoch=args.epoch)
+    result = export_generator(
+        args.run_dir, args.out, name=args.name, version=args.version, epoch=args.epoch, edge_variants=args.edge_variants
+    )
     manifest = result.manifest
     source = manifest["source"]
     worst = max(manifest["parity"]["max_abs_difference"].values())
@@ -23,6 +25,9 @@ def run_export(args):
         f"  parity      max abs difference to Keras {worst:.2g} (tolerance {manifest['parity']['tolerance']:g})",
         file=sys.stdout,
     )
+    for variant, described in manifest.get("onnx_variants", {}).items():
+        print(f"  {variant:<11} {described['file']}  {described['bytes']:,} bytes, "
+              f"max abs difference to float32 ONNX {described['max_abs_difference']:.2g}")
     return 0
 
 
@@ -38,4 +43,8 @@ def add_export_command(commands):
     export.add_argument("--name", default=DEFAULT_NAME, help="model name, the folder TF Serving serves (default: %(default)s)")
     export.add_argument("--version", type=int, default=None, help="version number (default: the next free one); never overwritten")
     export.add_argument("--epoch", type=int, default=None, help="export the checkpoint of this epoch instead of generator.keras")
+    export.add_argument(
+        "--edge-variants", action="store_true",
+        help="also write generator.float16.onnx and generator.int8.onnx (smaller; see the README for their accuracy)",
+    )
     export.set_defaults(handler=run_export)

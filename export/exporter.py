@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from keras_dcgan.data import IMAGE_SHAPE
 from keras_dcgan.export import version_folder
+from keras_dcgan.export.edge_variants import write_edge_variants
 from keras_dcgan.export.errors import ExportError
 from keras_dcgan.export.generator_source import load_generator_source
 from keras_dcgan.export.manifest import MANIFEST_FILE, build_manifest, write_manifest
@@ -33,10 +34,11 @@ class ExportResult:
     manifest: dict
 
 
-def export_generator(run_dir, export_root, name="dcgan", version=None, epoch=None):
+def export_generator(run_dir, export_root, name="dcgan", version=None, epoch=None, edge_variants=False):
     """Export the final generator of `run_dir` (or the one saved at the end of `epoch`).
 
-    `version=None` takes the next free version. Raises ExportError (a ValueError) for a run dir
+    `version=None` takes the next free version. `edge_variants=True` adds the float16 and
+    dynamic-int8 ONNX files of edge_variants.py (recorded under manifest["onnx_variants"]). Raises ExportError (a ValueError) for a run dir
     without a generator, a corrupt checkpoint, an unwritable export root, an existing version,
     or outputs that differ from the Keras generator by more than the parity tolerance.
     """
@@ -52,6 +54,7 @@ def export_generator(run_dir, export_root, name="dcgan", version=None, epoch=Non
         opset = export_onnx(source.generator, source.latent_dim, os.path.join(staging, ONNX_FILE))
         saved_model = tf.saved_model.load(staging)
         parity = measure_parity(source.generator, source.latent_dim, saved_model, os.path.join(staging, ONNX_FILE))
+        variants = write_edge_variants(staging, ONNX_FILE, source.latent_dim) if edge_variants else None
         manifest = build_manifest(
             model_name=name,
             version=version,
@@ -68,6 +71,7 @@ def export_generator(run_dir, export_root, name="dcgan", version=None, epoch=Non
                 "config": source.config.to_dict(),
             },
             parity=parity,
+            variants=variants,
         )
         write_manifest(staging, manifest)
 

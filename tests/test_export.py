@@ -293,6 +293,30 @@ def test_parity_failure_is_loud_and_leaves_nothing(trained_run_dir, tmp_path, mo
     assert not (tmp_path / "exports").exists()
 
 
+@pytest.mark.slow
+def test_edge_variants_are_smaller_run_and_are_recorded(trained_run_dir, tmp_path):
+    result = export_generator(trained_run_dir, tmp_path / "exports", edge_variants=True)
+    variants = result.manifest["onnx_variants"]
+    assert set(variants) == {"float16", "int8"}
+    float32_bytes = os.path.getsize(result.onnx_path)
+    latents = latents_from_seeds(np.arange(64), LATENT_DIM)
+    (float32_images,) = onnxruntime.InferenceSession(result.onnx_path, providers=["CPUExecutionProvider"]).run(
+        ["images"], {"latent": latents}
+    )
+    for variant, described in variants.items():
+        path = os.path.join(result.version_dir, described["file"])
+        assert result.manifest["files"][described["file"]] == {"sha256": sha256_of(path), "bytes": os.path.getsize(path)}
+        assert described["bytes"] == os.path.getsize(path) < float32_bytes, variant
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        assert [item.name for item in session.get_inputs()] == ["latent"], variant
+        (images,) = session.run(["images"], {"latent": latents})
+        assert images.dtype == np.float32 and images.shape == (64, 28, 28, 1), variant
+        assert np.max(np.abs(images - float32_images)) == pytest.approx(described["max_abs_difference"], abs=1e-6)
+    assert variants["float16"]["bytes"] < 0.6 * float32_bytes
+    assert variants["float16"]["max_abs_difference"] <= 1 / 255  # no PNG pixel moves by more than one grey level
+    assert variants["int8"]["max_abs_difference"] <= 0.2
+
+
 def _copy_run(trained_run_dir, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(trained_run_dir, copy)

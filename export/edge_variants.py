@@ -1,0 +1,87 @@
+"""Smaller ONNX files for edge devices, written beside `generator.onnx` on request (`--edge-variants`).
+
+    generator.float16.onnx  weights and arithmetic in float16, float32 input and output
+                            (onnxconverter-common), half the size
+    generator.int8.onnx     dynamic int8 quantisation (onnxruntime.quantization): the Dense
+                            layer's MatMul runs on int8 weights and activations quantised per
+                            call; ConvTranspose has no dynamic int8 kernel and stays float32
+
+Same input and output names as the float32 file. Each variant's size and its difference to the
+float32 file on the parity latents are recorded in the manifest; see the README for the speed
+and the visual judgement.
+"""
+
+import contextlib
+import logging
+import os
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime
+
+from keras_dcgan.export.onnx_export import INPUT_NAME, OUTPUT_NAME
+from keras_dcgan.latents import latents_from_seeds
+
+FLOAT16_FILE = "generator.float16.onnx"
+INT8_FILE = "generator.int8.onnx"
+
+
+def write_float16(float32_path, path):
+    from onnxconverter_common import float16
+
+    model = onnx.load(float32_path)
+    with warnings.catch_warnings():  # it warns for every weight below float16's range that it flushes: expected
+        warnings.simplefilter("ignore", UserWarning)
+        converted = float16.convert_float_to_float16(model, keep_io_types=True)
+    onnx.checker.check_model(converted, full_check=True)
+    onnx.save_model(converted, path)
+
+
+def write_int8(float32_path, path):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _quiet_root_logger():  # it advises pre-processing on every call; measured: no change for this graph
+        quantize_dynamic(float32_path, path, weight_type=QuantType.QInt8)
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+
+
+WRITERS = {"float16": (FLOAT16_FILE, write_float16), "int8": (INT8_FILE, write_int8)}
+
+
+def write_edge_variants(folder, float32_file, latent_dim, sample_count=64):
+    """Write every variant into `folder`; returns {variant: {"file", "bytes", "max_abs_difference", "mean_abs_difference"}}.
+
+    Differences are to the float32 ONNX file, on the latents of seeds 0..sample_count-1, in [0, 1] units.
+    """
+    float32_path = os.path.join(folder, float32_file)
+    latents = latents_from_seeds(np.arange(sample_count), latent_dim)
+    reference = _run(float32_path, latents)
+    described = {}
+    for variant, (file_name, write) in WRITERS.items():
+        path = os.path.join(folder, file_name)
+        write(float32_path, path)
+        difference = np.abs(_run(path, latents).astype(np.float64) - reference)
+        described[variant] = {
+            "file": file_name,
+            "bytes": os.path.getsize(path),
+            "max_abs_difference": float(difference.max()),
+            "mean_abs_difference": float(difference.mean()),
+        }
+    return described
+
+
+def _run(path, latents):
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return session.run([OUTPUT_NAME], {INPUT_NAME: latents})[0]
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
