@@ -101,6 +101,7 @@ def add_serve_command(commands):
     serve.add_argument("--version", type=int, default=None, help="version to report (default: the manifest's, else the folder name, else 1)")
     serve.add_argument("--max-batch", type=positive_integer, default=DEFAULT_MAX_BATCH, help="largest batch per request (default: %(default)s)")
     serve.add_argument("--max-body-bytes", type=positive_integer, default=DEFAULT_MAX_BODY_BYTES, help="largest request body (default: %(default)s)")
+    serve.add_argument("--max-connections", type=positive_integer, default=64, help="open connections served at once; more get 503 (default: %(default)s)")
     serve.add_argument("--threads", type=positive_integer, default=1, help="onnxruntime threads per request; requests already run in parallel (default: %(default)s)")
     serve.set_defaults(handler=run_serve)
 
@@ -117,7 +118,7 @@ def run_serve(args):
     def announce(url):
         print(f"serving {args.model_name} version {version} from {args.onnx} on {url}", flush=True)
 
-    drained = serve(api, args.host, args.port, args.max_body_bytes, on_ready=announce)
+    drained = serve(api, args.host, args.port, args.max_body_bytes, args.max_connections, on_ready=announce)
     print("stopped" if drained else "stopped with requests still in flight", file=sys.stderr, flush=True)
     return 0
 

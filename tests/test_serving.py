@@ -298,10 +298,13 @@ def test_concurrent_clients_get_their_own_answers(our_server, session):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_the_server_cleanly_with_a_keep_alive_connection_open(exported_model, session):
-    server = start_keras_dcgan_serve(exported_model.onnx_path)
+def test_connection_limit_and_sigterm_with_a_keep_alive_connection_open(exported_model, session):
+    server = start_keras_dcgan_serve(exported_model.onnx_path, "--max-connections", 1)
     client = RestClient(server.url)
     assert client.generate(latents_from_seeds([1], session.latent_dim)).shape == (1, 28, 28, 1)  # connection stays open
+    status, payload = raw_request(server.url, "GET", "/v1/models/dcgan")  # a second connection: over the limit
+    assert status == 503 and "too many open connections" in payload["error"]
+    assert client.status()["model_version_status"][0]["state"] == "AVAILABLE"  # the first one still works
     assert server.stop(timeout=10) == 0
     assert "stopped\n" in "".join(server.output)
     with pytest.raises(ServingError, match="cannot reach"):

@@ -7,6 +7,7 @@ the SavedModel run by TensorFlow. What that cannot show is a behaviour of the re
 that this stand-in lacks; those tests run against `tensorflow_model_server` when it is on PATH.
 """
 
+import re
 import subprocess
 import sys
 from concurrent import futures
@@ -18,6 +19,7 @@ pytest.importorskip("tensorflow_serving.apis", reason="tensorflow-serving-api (t
 
 import grpc  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from google.protobuf import text_format  # noqa: E402
 from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
 from tensorflow_serving.apis import (  # noqa: E402
     get_model_metadata_pb2,
@@ -26,6 +28,7 @@ from tensorflow_serving.apis import (  # noqa: E402
     predict_pb2,
     prediction_service_pb2_grpc,
 )
+from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
 
 from keras_dcgan.latents import latents_from_seeds  # noqa: E402
 from keras_dcgan.serving.grpc_client import GrpcClient, fill_tensor, tensor_to_numpy  # noqa: E402
@@ -210,3 +213,19 @@ def test_generate_cli_without_the_grpc_extra_says_what_to_install(tmp_path):
     completed = run_tf_free_cli("generate", "--grpc", "127.0.0.1:9", "--out", tmp_path / "x.png")
     assert completed.returncode == 2
     assert "pip install 'keras-dcgan[grpc]'" in completed.stderr
+
+
+def test_deployment_files_agree_with_each_other_and_the_export_layout():
+    """models.config parses as TF Serving's ModelServerConfig, and docker-compose.yml mounts what it names."""
+    serving_dir = REPO_ROOT / "serving"
+    config = text_format.Parse((serving_dir / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
+    (model,) = config.model_config_list.config
+    assert (model.name, model.base_path, model.model_platform) == ("dcgan", "/models/dcgan", "tensorflow")
+    assert model.model_version_policy.latest.num_versions == 2
+    compose = (serving_dir / "docker-compose.yml").read_text()
+    assert re.search(r"image: tensorflow/serving:", compose)
+    assert '"127.0.0.1:8500:8500"' in compose and '"127.0.0.1:8501:8501"' in compose
+    mounts = {target: source for source, target in re.findall(r"^\s+- (\S+):(/[^:\s]+)(?::ro)?$", compose, re.MULTILINE)}
+    assert mounts["/config/models.config"] == "./models.config"
+    assert mounts["/models"].endswith("exports}")  # EXPORT_ROOT, default ../exports: what `keras-dcgan export` writes
+    assert "--model_config_file=/config/models.config" in compose
