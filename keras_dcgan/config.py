@@ -39,6 +39,10 @@ class TrainConfig:
     generator_lr: float = _option(2e-4, "Adam learning rate of the generator")
     discriminator_lr: float = _option(2e-4, "Adam learning rate of the discriminator")
     beta1: float = _option(0.5, "Adam beta_1 of both optimisers")
+    generator_ema: float = _option(
+        0.0, "momentum of an exponential moving average of the generator's weights, which generator.keras "
+        "then holds (0: no average, generator.keras holds the last weights)"
+    )
     seed: int = _option(0, "seed of data order, latents and weight initialisation")
     strategy: str = _option("auto", "tf.distribute strategy", choices=STRATEGIES)
     precision: str = _option("float32", "Keras dtype policy for training (exports stay float32)", choices=PRECISIONS)
@@ -71,6 +75,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 <= self.beta1 < 1:
             raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}")
+        if not 0 <= self.generator_ema < 1:
+            raise ValueError(f"generator_ema must be in [0, 1), got {self.generator_ema}")
         if not 0 <= self.leaky_relu_slope < 1:
             raise ValueError(f"leaky_relu_slope must be in [0, 1), got {self.leaky_relu_slope}")
         for name, allowed in (("strategy", STRATEGIES), ("upsampling", UPSAMPLING_MODES), ("precision", PRECISIONS)):

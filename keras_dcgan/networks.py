@@ -16,6 +16,10 @@ the stride, which avoids most checkerboard artifacts) or, with `upsampling="resi
 nearest-neighbour resizing followed by a 3x3 convolution, which cannot produce them
 (Odena et al., "Deconvolution and Checkerboard Artifacts", distill.pub 2016).
 
+Under a mixed-precision policy the generator's last layer and the discriminator's logit
+layer compute in float32, so images, logits and losses keep full precision (Keras'
+mixed-precision guide); the costly middle layers run in bfloat16.
+
 BatchNorm is `synchronized=True`: under several replicas the statistics are those of the
 global batch, so training does not change with the number of devices, and the moving
 statistics stay identical on every worker. With one replica it is plain BatchNorm.
@@ -45,8 +49,8 @@ def _batch_norm(name):
     )
 
 
-def _upsample(filters, mode, name, seed, activation=None, use_bias=False):
-    """Double height and width, ending in `filters` channels."""
+def _upsample(filters, mode, name, seed, activation=None, use_bias=False, dtype=None):
+    """Double height and width, ending in `filters` channels (`dtype`: override the policy)."""
     if mode == "transpose":
         return [
             layers.Conv2DTranspose(
@@ -57,6 +61,7 @@ def _upsample(filters, mode, name, seed, activation=None, use_bias=False):
                 use_bias=use_bias,
                 activation=activation,
                 kernel_initializer=_initializer(seed),
+                dtype=dtype,
                 name=name,
             )
         ]
@@ -70,6 +75,7 @@ def _upsample(filters, mode, name, seed, activation=None, use_bias=False):
                 use_bias=use_bias,
                 activation=activation,
                 kernel_initializer=_initializer(seed),
+                dtype=dtype,
                 name=name,
             ),
         ]
@@ -89,7 +95,7 @@ def build_generator(config):
         *_upsample(filters, config.upsampling, "up_14x14", seed + 1),
         _batch_norm("up_14x14_bn"),
         layers.ReLU(name="up_14x14_relu"),
-        *_upsample(IMAGE_SHAPE[-1], config.upsampling, "up_28x28", seed + 2, activation="tanh", use_bias=True),
+        *_upsample(IMAGE_SHAPE[-1], config.upsampling, "up_28x28", seed + 2, activation="tanh", use_bias=True, dtype="float32"),
     ]
     return keras.Sequential(stack, name="generator")
 
@@ -115,6 +121,6 @@ def build_discriminator(config):
         _batch_norm("down_7x7_bn"),
         layers.LeakyReLU(negative_slope=slope, name="down_7x7_lrelu"),
         layers.Flatten(name="flatten"),
-        layers.Dense(1, kernel_initializer=_initializer(seed + 2), name="logit"),
+        layers.Dense(1, kernel_initializer=_initializer(seed + 2), dtype="float32", name="logit"),
     ]
     return keras.Sequential(stack, name="discriminator")

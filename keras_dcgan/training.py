@@ -46,7 +46,11 @@ def build_model(config):
     """The compiled DCGAN of `config`; call inside the strategy's scope."""
     model = DCGAN(build_generator(config), build_discriminator(config), config.latent_dim, seed=config.seed)
     model.compile(
-        generator_optimizer=keras.optimizers.Adam(config.generator_lr, beta_1=config.beta1),
+        generator_optimizer=keras.optimizers.Adam(
+            config.generator_lr, beta_1=config.beta1,
+            # The moving average lives in the optimiser, so checkpoints save and resume it.
+            use_ema=config.generator_ema > 0, ema_momentum=config.generator_ema,
+        ),
         discriminator_optimizer=keras.optimizers.Adam(config.discriminator_lr, beta_1=config.beta1),
     )
     return model
@@ -144,6 +148,8 @@ def _train(config, write_dir, chief, resuming, verbose):
     final_step = int(model.global_step.numpy())
     trained_images = (final_step - start_step) * config.batch_size
     images_per_second = trained_images / seconds if trained_images else None
+    # From here on the generator holds the moving average of its weights, if there is one.
+    model.generator_optimizer.finalize_variable_values(model.generator.trainable_variables)
     save_generator(model.generator, os.path.join(write_dir, GENERATOR_FILE))
     if chief:
         write_progress_gif(samples_dir, config.epochs)

@@ -73,9 +73,49 @@ def _float32_generator(config):
         keras.config.set_dtype_policy(previous)
 
 
-def _open_run(run_dir, epoch):
+def inference_generator(config, generator, generator_optimizer=None):
+    """A float32 copy of a training generator (weights and BatchNorm statistics) for sampling.
+
+    If the optimiser keeps a moving average of the weights (`generator_ema`), the copy holds
+    that average, as generator.keras does at the end of training.
+    """
+    copy = _float32_generator(config)
+    copy.set_weights([np.asarray(weights, dtype=np.float32) for weights in generator.get_weights()])
+    if generator_optimizer is not None and generator_optimizer.use_ema:
+        generator_optimizer.finalize_variable_values(copy.trainable_variables)
+        recalibrate_batch_norm(copy, config.latent_dim)
+    return copy
+
+
+def recalibrate_batch_norm(generator, latent_dim, batches=50, batch_size=256, seed=0):
+    """Re-estimate BatchNorm moving statistics for the generator's current weights.
+
+    The statistics saved with the weights were gathered by the last weights, not by their
+    average; running the averaged generator in training mode on fresh latents (its BatchNorm
+    momentum is 0.9: 50 batches leave 0.5 % of the old values) makes them its own.
+    """
+    generator_rng = np.random.default_rng(seed)
+    for _ in range(batches):
+        generator(generator_rng.standard_normal((batch_size, latent_dim)).astype(np.float32), training=True)
+
+
+def _read_epoch_checkpoint(generator, config, path):
+    """The generator of an epoch checkpoint, with its moving average if the run keeps one."""
     import keras
     import tensorflow as tf
+
+    if not config.generator_ema:
+        tf.train.Checkpoint(generator=generator).read(path).expect_partial()
+        return
+    optimizer = keras.optimizers.Adam(use_ema=True, ema_momentum=config.generator_ema)
+    optimizer.build(generator.trainable_variables)
+    tf.train.Checkpoint(generator=generator, generator_optimizer=optimizer).read(path).expect_partial()
+    optimizer.finalize_variable_values(generator.trainable_variables)
+    recalibrate_batch_norm(generator, config.latent_dim)
+
+
+def _open_run(run_dir, epoch):
+    import keras
 
     from keras_dcgan.checkpoints import epoch_checkpoint_path
     from keras_dcgan.config import TrainConfig
@@ -90,8 +130,8 @@ def _open_run(run_dir, epoch):
         description = f"{run_dir} ({GENERATOR_FILE})"
     else:
         path = epoch_checkpoint_path(os.path.join(run_dir, "checkpoints"), epoch)
-        tf.train.Checkpoint(generator=generator).read(path).expect_partial()
-        description = f"{run_dir} (epoch {epoch})"
+        _read_epoch_checkpoint(generator, config, path)
+        description = f"{run_dir} (epoch {epoch}{', weight average' if config.generator_ema else ''})"
 
     def generate_batch(latents):
         return (np.asarray(generator(latents, training=False)) + 1.0) / 2.0
@@ -107,7 +147,7 @@ def _manifest_data(folder):
         return {}, None
     with open(path) as file:
         manifest = json.load(file)
-    config = manifest.get("training_config") or manifest.get("config") or {}
+    config = (manifest.get("source") or {}).get("config") or {}
     data = {key: config[key] for key in ("dataset", "data_dir") if key in config}
     return data, manifest.get("latent_dim")
 

@@ -1,0 +1,175 @@
+"""Training throughput: the project's train step against the TF tutorial's, in one process.
+
+    .venv/bin/python benchmarks/throughput.py [--data-dir DIR] [--rounds 3] [--seconds 20]
+        [--variants tutorial,float32,mixed_bfloat16] [--batch-size N]
+
+Each round times every variant for a window of `--seconds`, one after the other, so all
+variants see the same machine state (these machines change speed in steps of ~1.5x for
+minutes at a time: only ratios measured side by side mean anything). Printed per variant:
+images/s (median of rounds, and each round), the ratio to the tutorial, the FLOPs per
+trained image and the fraction of this machine's float32 matmul peak, measured here too.
+
+FLOPs per trained image = 2 x 3 x (MACs of G + 2 x MACs of D) for one forward pass each:
+every weight layer runs forward, backward to its input and backward to its weights (the
+usual 3x), G once and D on a real and a fake image. Only Dense and convolution layers count.
+
+Variants: `tutorial` (benchmarks/tutorial_dcgan.py, float32, batch 256), and the project's
+DCGAN as `keras-dcgan fit` trains it (its compiled train function) with the current
+defaults and the named precision; suffix `+xla` compiles the step with XLA, e.g.
+`float32+xla`; `resize-conv` variants use that upsampling (e.g. `float32/resize-conv`).
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tutorial_dcgan  # noqa: E402
+
+from keras_dcgan.config import TrainConfig  # noqa: E402
+from keras_dcgan.data import load_idx_folder, training_dataset  # noqa: E402
+from keras_dcgan.training import build_model  # noqa: E402
+
+DEFAULT_DATA_DIR = os.environ.get("KERAS_DCGAN_MNIST_DIR", "/work/shared/data/mnist")
+
+
+def forward_macs(model):
+    """Multiply-accumulates of one forward pass for one image (Dense and convolution layers)."""
+    total = 0
+    for layer in model.layers:
+        kernel_elements = None
+        if isinstance(layer, (keras.layers.Conv2DTranspose,)):
+            input_shape = layer.input.shape  # a transposed conv scatters every input pixel
+            kernel_elements = int(np.prod(layer.kernel.shape))
+            total += int(np.prod(input_shape[1:3])) * kernel_elements
+        elif isinstance(layer, keras.layers.Conv2D):
+            kernel_elements = int(np.prod(layer.kernel.shape))
+            total += int(np.prod(layer.output.shape[1:3])) * kernel_elements
+        elif isinstance(layer, keras.layers.Dense):
+            total += int(np.prod(layer.kernel.shape))
+    return total
+
+
+def train_flops_per_image(generator, discriminator):
+    return 2 * 3 * (forward_macs(generator) + 2 * forward_macs(discriminator))
+
+
+def matmul_peak(dtype=tf.float32, size=2048, seconds=3.0):
+    """Measured matmul FLOP/s at `size`^2, the machine's practical peak."""
+    matrix = tf.cast(tf.random.normal((size, size)), dtype)
+    multiply = tf.function(lambda value: tf.matmul(value, value))
+    multiply(matrix).numpy()
+    started, count = time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        multiply(matrix).numpy()
+        count += 1
+    return 2 * size**3 * count / (time.perf_counter() - started)
+
+
+class TutorialVariant:
+    name = "tutorial"
+
+    def __init__(self, images):
+        self.model = tutorial_dcgan.TutorialDCGAN()
+        self.batch_size = tutorial_dcgan.BATCH_SIZE
+        self.iterator = iter(tutorial_dcgan.make_dataset(images).repeat())
+        self.flops = train_flops_per_image(self.model.generator, self.model.discriminator)
+
+    def run(self, steps):
+        for _ in range(steps):
+            losses = self.model.train_step(next(self.iterator))
+        float(losses[0])  # wait for the last step
+
+
+class ProjectVariant:
+    """The project's DCGAN with TrainConfig defaults plus `overrides`, stepped by its compiled train function."""
+
+    def __init__(self, images, overrides, jit_compile=False):
+        self.config = TrainConfig(**{**TrainConfig().to_dict(), **overrides})
+        self.name = (f"{self.config.precision}/{self.config.upsampling}{'+xla' if jit_compile else ''} "
+                     f"b{self.config.batch_size}")
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.config.precision)
+        try:
+            self.model = build_model(self.config)
+        finally:
+            keras.config.set_dtype_policy(previous)
+        self.model.jit_compile = jit_compile
+        self.batch_size = self.config.batch_size
+        self.model.make_train_function()
+        self.train_function = self.model.train_function
+        self.iterator = iter(training_dataset(images, self.batch_size, self.config.seed))
+        self.flops = train_flops_per_image(self.model.generator, self.model.discriminator)
+
+    def run(self, steps):
+        for _ in range(steps):
+            logs = self.train_function(self.iterator)
+        np.asarray(logs["d_loss"])
+
+
+def parse_variant(text, images, batch_size):
+    """"tutorial", or PRECISION[/UPSAMPLING][+xla] for the project's model."""
+    if text == "tutorial":
+        return TutorialVariant(images)
+    precision, _, upsampling = text.replace("+xla", "").partition("/")
+    overrides = {"precision": precision}
+    if upsampling:
+        overrides["upsampling"] = upsampling
+    if batch_size:
+        overrides["batch_size"] = batch_size
+    return ProjectVariant(images, overrides, jit_compile=text.endswith("+xla"))
+
+
+def time_window(variant, seconds, chunk_steps=10):
+    started, steps = time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        variant.run(chunk_steps)
+        steps += chunk_steps
+    return steps * variant.batch_size / (time.perf_counter() - started)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--variants", default="tutorial,float32,mixed_bfloat16")
+    parser.add_argument("--batch-size", type=int, default=None, help="batch size of the project variants (default: TrainConfig's)")
+    args = parser.parse_args(argv)
+
+    images = load_idx_folder(args.data_dir, "train").images
+    variants = [parse_variant(text, images, args.batch_size) for text in args.variants.split(",")]
+    for variant in variants:
+        variant.run(5)  # trace and warm up
+    rates = {variant.name: [] for variant in variants}
+    peaks = []
+    for round_index in range(args.rounds):
+        peaks.append(matmul_peak(seconds=2.0))  # the bound moves with the machine: measure it every round
+        for variant in variants:
+            rates[variant.name].append(time_window(variant, args.seconds))
+        print(f"round {round_index + 1}: float32 matmul {peaks[-1] / 1e9:.0f} GFLOP/s, "
+              + ", ".join(f"{name} {values[-1]:.0f} img/s" for name, values in rates.items()), flush=True)
+    peak = statistics.median(peaks)
+
+    print(f"\nfloat32 matmul peak (2048^2), median of rounds: {peak / 1e9:.0f} GFLOP/s ({' '.join(f'{p / 1e9:.0f}' for p in peaks)})")
+    reference = statistics.median(rates["tutorial"]) if "tutorial" in rates else None
+    print(f"{'variant':34} {'img/s (median)':>14} {'rounds':>22} {'x tutorial':>10} {'MFLOP/img':>10} {'% f32 peak':>10}")
+    for variant in variants:
+        values = rates[variant.name]
+        median = statistics.median(values)
+        ratio = f"{median / reference:.2f}" if reference else "-"
+        fraction = statistics.median(rate * variant.flops / round_peak for rate, round_peak in zip(values, peaks))
+        print(
+            f"{variant.name:34} {median:14.0f} {' '.join(f'{value:.0f}' for value in values):>22} {ratio:>10} "
+            f"{variant.flops / 1e6:10.1f} {fraction:10.1%}"
+        )
+
+
+if __name__ == "__main__":
+    main()

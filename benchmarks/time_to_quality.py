@@ -1,0 +1,156 @@
+"""Time to quality: training seconds until each model first reaches a given FCD.
+
+    .venv/bin/python benchmarks/time_to_quality.py [--data-dir DIR] [--epochs 10] [--samples 10000]
+        [--variants "paper=precision:float32;fast=precision:mixed_bfloat16,generator_ema:0.999"]
+
+The TF tutorial re-implementation and each project variant (TrainConfig defaults plus the
+listed overrides, trained by the compiled train function `keras-dcgan fit` uses) take turns,
+one epoch each, in this one process, so all of them see the same machine state. After every
+epoch each is scored with `keras-dcgan evaluate`'s metrics (FCD etc. on --samples seeded
+latents against the test split; the clock is stopped while scoring). Variants with a weight
+average are scored on the average (`ema`) and on the last weights (`raw`).
+
+Printed: a table per epoch, then, with T = the tutorial's best FCD over its epochs, the
+training seconds each model needed to first reach T and T/4 (and T/10).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import throughput  # noqa: E402
+import tutorial_dcgan  # noqa: E402
+
+from keras_dcgan.config import TrainConfig  # noqa: E402
+from keras_dcgan.data import steps_per_epoch  # noqa: E402
+from keras_dcgan.evaluation.command import make_evaluator  # noqa: E402
+from keras_dcgan.evaluation.generators import inference_generator  # noqa: E402
+from keras_dcgan.latents import latents_from_seeds  # noqa: E402
+
+
+def parse_overrides(text):
+    overrides = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition(":")
+        default = getattr(TrainConfig(), name)
+        overrides[name] = type(default)(value) if default is not None else value
+    return overrides
+
+
+class Tutorial:
+    name = "tutorial"
+
+    def __init__(self, images):
+        self.model = tutorial_dcgan.TutorialDCGAN()
+        self.dataset = tutorial_dcgan.make_dataset(images)
+
+    def train_epoch(self):
+        self.model.train_epoch(self.dataset)
+
+    def samplers(self):
+        return {"": self.model.generate}
+
+
+class Project:
+    def __init__(self, name, images, overrides):
+        self.name = name
+        self.variant = throughput.ProjectVariant(images, overrides)
+        self.steps = steps_per_epoch(len(images), self.variant.batch_size)
+
+    def train_epoch(self):
+        self.variant.run(self.steps)
+
+    def samplers(self):
+        model, config = self.variant.model, self.variant.config
+        averaged = inference_generator(config, model.generator, model.generator_optimizer)
+
+        def sample(generator):
+            return lambda latents: (np.asarray(generator(latents, training=False)) + 1.0) / 2.0
+
+        if not config.generator_ema:
+            return {"": sample(averaged)}
+        return {"ema": sample(averaged), "raw": sample(inference_generator(config, model.generator))}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=throughput.DEFAULT_DATA_DIR)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--samples", type=int, default=10_000)
+    parser.add_argument("--variants", default="defaults=", help="NAME=FIELD:VALUE,...;NAME=... (TrainConfig overrides)")
+    parser.add_argument("--no-tutorial", action="store_true")
+    parser.add_argument("--json", default=None, help="write every measurement here")
+    args = parser.parse_args(argv)
+
+    evaluator = make_evaluator(data_dir=args.data_dir)
+    images = evaluator.train.images
+    models = [] if args.no_tutorial else [Tutorial(images)]
+    for item in filter(None, args.variants.split(";")):
+        name, _, overrides = item.partition("=")
+        models.append(Project(name, images, parse_overrides(overrides)))
+    real = evaluator.real_reference(args.samples)
+    print(f"real (train vs test, {args.samples}): FCD {real.fcd:.3f}, score {real.classifier_score:.3f}, "
+          f"class KL {real.class_kl:.4f}, checkerboard {real.checkerboard:.3f}", flush=True)
+
+    records = []
+    clocks = {model.name: 0.0 for model in models}
+    for epoch in range(1, args.epochs + 1):
+        for model in models:
+            started = time.perf_counter()
+            model.train_epoch()
+            clocks[model.name] += time.perf_counter() - started
+            for label, sample in model.samplers().items():
+                name = f"{model.name}/{label}" if label else model.name
+                latents = latents_from_seeds(range(args.samples), _latent_dim(model))
+                scores = evaluator.evaluate(np.concatenate([sample(latents[i : i + 500]) for i in range(0, len(latents), 500)]))
+                record = {"model": name, "epoch": epoch, "train_seconds": clocks[model.name], **scores.to_dict()}
+                records.append(record)
+                print(
+                    f"epoch {epoch:2d} {name:22} {clocks[model.name]:7.0f} s  FCD {scores.fcd:8.3f}  "
+                    f"score {scores.classifier_score:.3f}  KL {scores.class_kl:.4f}  "
+                    f"classes {min(scores.class_shares):.1%}-{max(scores.class_shares):.1%}  "
+                    f"checkerboard {scores.checkerboard:.2f}",
+                    flush=True,
+                )
+        if args.json:
+            with open(args.json, "w") as file:
+                json.dump({"real": real.to_dict(), "records": records}, file, indent=1)
+    summarize(records)
+
+
+def _latent_dim(model):
+    return model.model.latent_dim if isinstance(model, Tutorial) else model.variant.config.latent_dim
+
+
+def summarize(records):
+    names = list(dict.fromkeys(record["model"] for record in records))
+    tutorial = [record["fcd"] for record in records if record["model"] == "tutorial"]
+    print("\nmodel                   best FCD (epoch)   last-3 mean FCD  last-3 mean score  min class share (last)")
+    for name in names:
+        mine = [record for record in records if record["model"] == name]
+        best = min(mine, key=lambda record: record["fcd"])
+        last = mine[-3:]
+        print(
+            f"{name:22} {best['fcd']:9.3f} ({best['epoch']:2d})   {np.mean([r['fcd'] for r in last]):14.3f}  "
+            f"{np.mean([r['classifier_score'] for r in last]):17.3f}  {min(mine[-1]['class_shares']):.1%}"
+        )
+    if not tutorial:
+        return
+    target = min(tutorial)
+    print(f"\nT = tutorial's best FCD over its {len(tutorial)} epochs = {target:.3f}")
+    for name in names:
+        mine = [record for record in records if record["model"] == name]
+        reached = []
+        for fraction in (1, 4, 10):
+            first = next((record for record in mine if record["fcd"] <= target / fraction), None)
+            reached.append(f"T/{fraction}: " + (f"{first['train_seconds']:.0f} s (epoch {first['epoch']})" if first else "not reached"))
+        print(f"{name:22} " + ";  ".join(reached))
+
+
+if __name__ == "__main__":
+    main()
