@@ -136,3 +136,31 @@ def scratch_dir(run_dir):
     task_type, task_index = worker_task()
     run_key = hashlib.sha256(os.path.abspath(run_dir).encode()).hexdigest()[:12]
     return os.path.join(tempfile.gettempdir(), f"keras-dcgan-{task_type}-{task_index}-{run_key}")
+
+
+class WorkersDisagree(ValueError):
+    """Workers would resume from different steps: they do not see the same run directory."""
+
+
+def check_workers_agree(strategy, step, run_dir):
+    """Raise WorkersDisagree on every worker unless all of them start from `step`.
+
+    A worker that cannot read the chief's checkpoints (the run directory not on storage all
+    workers share) would start over while the others resume; the job would then hang in a
+    collective or train from mismatched states. One all-gather of every replica's step finds out.
+    """
+    if strategy.num_replicas_in_sync == 1:
+        return
+
+    @tf.function
+    def gather_steps():
+        return strategy.gather(strategy.run(lambda: tf.constant([step], tf.int64)), axis=0)
+
+    steps = gather_steps().numpy()
+    lowest, highest = int(steps.min()), int(steps.max())
+    if lowest != highest:
+        raise WorkersDisagree(
+            f"the workers would resume from different steps ({lowest} to {highest}; this one from {step}): "
+            f"every worker must read the same run directory {run_dir}, with the chief's checkpoints in it. "
+            "On a cluster, put --run-dir on storage that all workers share."
+        )

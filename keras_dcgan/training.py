@@ -27,7 +27,7 @@ from keras_dcgan.config import TrainConfig
 from keras_dcgan.data import load_images, steps_per_epoch, training_dataset
 from keras_dcgan.gan import DCGAN
 from keras_dcgan.networks import build_discriminator, build_generator
-from keras_dcgan.strategy import describe, is_chief, make_strategy, scratch_dir
+from keras_dcgan.strategy import check_workers_agree, describe, is_chief, make_strategy, scratch_dir
 
 CONFIG_FILE = "config.json"
 GENERATOR_FILE = "generator.keras"
@@ -109,6 +109,7 @@ def _train(config, write_dir, chief, resuming, verbose):
     checkpoints = TrainingCheckpoints(os.path.join(config.run_dir, "checkpoints"), model, steps)
     saved = checkpoints.latest()
     start_step = checkpoints.restore(saved.path) if saved else 0
+    check_workers_agree(strategy, start_step, config.run_dir)
     if saved:
         print(f"Resuming {config.run_dir} from {saved.path} (step {start_step} of {total_steps}).")
     if write_dir != config.run_dir:

@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -269,6 +270,30 @@ def test_a_killed_worker_stops_the_job_and_a_rerun_resumes_from_the_backup(tmp_p
     # TensorFlow's own autograph temp files of the killed processes stay; ours must not.
     leftovers = [path.name for path in scratch.iterdir() if path.name.startswith("keras-dcgan-")]
     assert leftovers == [], "the rerun did not clear the scratch folder the killed worker left"
+
+
+PER_WORKER_FIT_SCRIPT = """
+import json, os, sys
+from keras_dcgan.cli import main
+
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+sys.exit(main(["fit", *json.loads(sys.argv[1])[index]]))
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_see_the_chiefs_checkpoints_stops_the_job(tmp_path, trained_run_dir):
+    # The chief resumes a finished 2-epoch run (step 16) for a third epoch; worker 1 is given
+    # an empty run dir, as if the run dir were not on storage shared by both.
+    chief_run_dir = tmp_path / "chief"
+    shutil.copytree(trained_run_dir, chief_run_dir)
+    flags = [launcher.fit_flags(small_config(run_dir, epochs=3)) for run_dir in (chief_run_dir, tmp_path / "elsewhere")]
+    output_path = tmp_path / "output.txt"
+    with open(output_path, "w") as output, pytest.raises(launcher.WorkerFailed) as failure:
+        launcher.launch([sys.executable, "-c", PER_WORKER_FIT_SCRIPT, json.dumps(flags)], 2, output=output)
+    assert failure.value.exit_code == 2, output_path.read_text()[-3000:]
+    assert "the workers would resume from different steps (0 to 16" in output_path.read_text()
+    assert not (chief_run_dir / "checkpoints" / "epoch-3.index").exists()
 
 
 # ---------------------------------------------------------------- MirroredStrategy (slow)
