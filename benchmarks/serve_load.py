@@ -13,6 +13,7 @@ checked, so a server answering garbage quickly counts as errors, not speed.
 import argparse
 import http.client
 import json
+import os
 import pathlib
 import signal
 import subprocess
@@ -122,16 +123,18 @@ def main(argv=None):
     try:
         latent_dim = latent_dim_of(url, args.model_name)
         if not args.json:
-            print(f"{url}  {args.clients} clients x {args.seconds:g} s per batch size, latent_dim {latent_dim}")
-            print(f"{'batch':>5} {'predictions/s':>14} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+            print(f"{url}  {args.clients} clients x {args.seconds:g} s per batch size, latent_dim {latent_dim}, "
+                  f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+            print(f"{'batch':>5} {'predictions/s':>14} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'load avg':>8}")
         for batch in args.batch:
             result = run_load(url, args.model_name, args.clients, args.seconds, batch, latent_dim)
+            result["load_average"] = round(os.getloadavg()[0], 1)  # other jobs on the machine skew latency
             if args.json:
                 print(json.dumps(result), flush=True)
             else:
                 print(
                     f"{batch:>5} {result['predictions_per_second']:>14,.0f} {result['requests_per_second']:>11,.0f} "
-                    f"{result['p50_ms']:>8.2f} {result['p99_ms']:>8.2f} {result['errors']:>7}",
+                    f"{result['p50_ms']:>8.2f} {result['p99_ms']:>8.2f} {result['errors']:>7} {result['load_average']:>8.1f}",
                     flush=True,
                 )
     finally:
