@@ -118,7 +118,10 @@ def run_serve(args):
     def announce(url):
         print(f"serving {args.model_name} version {version} from {args.onnx} on {url}", flush=True)
 
-    drained = serve(api, args.host, args.port, args.max_body_bytes, args.max_connections, on_ready=announce)
+    try:
+        drained = serve(api, args.host, args.port, args.max_body_bytes, args.max_connections, on_ready=announce)
+    except OSError as error:  # port taken, address not on this machine, privileged port
+        raise ValueError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from error
     print("stopped" if drained else "stopped with requests still in flight", file=sys.stderr, flush=True)
     return 0
 

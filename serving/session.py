@@ -26,6 +26,10 @@ class InputError(ValueError):
     """Latents or seeds of the wrong shape, type or value."""
 
 
+class ModelFileError(ValueError):
+    """The ONNX file is missing, unreadable, or not a generator (latent [batch, d] -> images [batch, H, W, C])."""
+
+
 class GeneratorSession:
     """Latents or integer seeds in, images out; thread-safe (onnxruntime's `run` is).
 
@@ -38,7 +42,7 @@ class GeneratorSession:
     def __init__(self, onnx_path, manifest_path=None, threads=None):
         self.onnx_path = pathlib.Path(onnx_path)
         if not self.onnx_path.is_file():
-            raise FileNotFoundError(f"ONNX file not found: {self.onnx_path}")
+            raise ModelFileError(f"ONNX file not found: {self.onnx_path}")
         if manifest_path is None and (self.onnx_path.parent / MANIFEST_NAME).is_file():
             manifest_path = self.onnx_path.parent / MANIFEST_NAME
         self.manifest_path = pathlib.Path(manifest_path) if manifest_path is not None else None
@@ -57,16 +61,16 @@ class GeneratorSession:
                 str(self.onnx_path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as error:  # onnxruntime raises its own exception types for unreadable models
-            raise ManifestError(f"onnxruntime cannot load {self.onnx_path}: {error}") from error
+            raise ModelFileError(f"onnxruntime cannot load {self.onnx_path}: {error}") from error
         self._read_shapes()
 
     def _read_shapes(self):
         model_input = self._session.get_inputs()[0]
         model_output = self._session.get_outputs()[0]
         if len(model_input.shape) != 2 or not isinstance(model_input.shape[1], int):
-            raise ManifestError(f"{self.onnx_path}: input {model_input.name} has shape {model_input.shape}, expected [batch, latent_dim]")
+            raise ModelFileError(f"{self.onnx_path}: input {model_input.name} has shape {model_input.shape}, expected [batch, latent_dim]")
         if len(model_output.shape) != 4 or not all(isinstance(size, int) for size in model_output.shape[1:]):
-            raise ManifestError(f"{self.onnx_path}: output {model_output.name} has shape {model_output.shape}, expected [batch, H, W, C]")
+            raise ModelFileError(f"{self.onnx_path}: output {model_output.name} has shape {model_output.shape}, expected [batch, H, W, C]")
         self.input_name = model_input.name
         self.output_name = model_output.name
         self.latent_dim = model_input.shape[1]

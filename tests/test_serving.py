@@ -17,7 +17,7 @@ import pytest
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.serving.manifest import ManifestError
 from keras_dcgan.serving.rest_client import RestClient, ServingError
-from keras_dcgan.serving.session import GeneratorSession, InputError
+from keras_dcgan.serving.session import GeneratorSession, InputError, ModelFileError
 from test_serving_support import (  # noqa: F401  (fixtures)
     decode_png,
     exported_model,
@@ -90,6 +90,14 @@ def test_session_runs_without_a_manifest(exported_model, session, latents, tmp_p
     bare = tmp_path / "generator.onnx"
     shutil.copy(exported_model.onnx_path, bare)
     assert np.array_equal(GeneratorSession(bare).generate(latents), session.generate(latents))
+
+
+def test_session_refuses_missing_and_broken_files(tmp_path):
+    with pytest.raises(ModelFileError, match="ONNX file not found: .*nothing.onnx"):
+        GeneratorSession(tmp_path / "nothing.onnx")
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="onnxruntime cannot load .*broken.onnx"):
+        GeneratorSession(tmp_path / "broken.onnx")
 
 
 @pytest.mark.parametrize(
@@ -337,9 +345,18 @@ def test_generate_writes_the_same_digits_from_onnx_and_from_the_server(exported_
     assert grid.shape == (2 * 30 + 2, 3 * 30 + 2)  # 6 digits: 3 columns, 2 rows
 
 
-def test_generate_reports_an_unreachable_server(tmp_path):
+@pytest.mark.slow
+def test_cli_user_errors_exit_2_with_a_clear_message(exported_model, tmp_path):
     completed = run_tf_free_cli("generate", "--server", "http://127.0.0.1:9", "--out", tmp_path / "x.png", timeout=60)
     assert completed.returncode == 2 and "cannot reach http://127.0.0.1:9" in completed.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        completed = run_tf_free_cli("serve", "--onnx", exported_model.onnx_path, "--port", port, timeout=60)
+    assert completed.returncode == 2 and f"cannot listen on 127.0.0.1:{port}: Address already in use" in completed.stderr
+    completed = run_tf_free_cli("generate", "--onnx", tmp_path / "missing.onnx", "--out", tmp_path / "x.png", timeout=60)
+    assert completed.returncode == 2 and "ONNX file not found" in completed.stderr
 
 
 @pytest.mark.parametrize("use_orjson", [True, False], ids=["orjson", "stdlib json"])

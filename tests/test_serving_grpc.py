@@ -209,6 +209,7 @@ def test_generate_cli_over_grpc_writes_the_onnx_digits(grpc_target, session, tmp
     assert (tmp_path / "grid.png").exists()
 
 
+@pytest.mark.slow
 def test_generate_cli_without_the_grpc_extra_says_what_to_install(tmp_path):
     completed = run_tf_free_cli("generate", "--grpc", "127.0.0.1:9", "--out", tmp_path / "x.png")
     assert completed.returncode == 2
