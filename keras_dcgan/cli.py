@@ -10,6 +10,7 @@ import sys
 
 from keras_dcgan.config import TrainConfig
 from keras_dcgan.evaluation.command import add_evaluate_command
+from keras_dcgan.latent_walk import add_latent_walk_command
 from keras_dcgan.export.command import add_export_command
 from keras_dcgan.serving.command import add_generate_command, add_serve_command
 
@@ -78,6 +79,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_fit_command(commands)
     add_evaluate_command(commands)
+    add_latent_walk_command(commands)
     add_export_command(commands)
     add_generate_command(commands)
     add_serve_command(commands)

@@ -17,7 +17,9 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 # Fields that may change between a run and its resumption without changing the
 # experiment: how long to train, where the data lives, how it is spread over devices.
-RESUMABLE_FIELDS = frozenset({"epochs", "data_dir", "run_dir", "strategy", "backup_every_steps"})
+RESUMABLE_FIELDS = frozenset(
+    {"epochs", "data_dir", "run_dir", "strategy", "backup_every_steps", "eval_every", "eval_samples", "cache_dir"}
+)
 
 
 def _option(default, help, **kwargs):
@@ -47,6 +49,14 @@ class TrainConfig:
     strategy: str = _option("auto", "tf.distribute strategy", choices=STRATEGIES)
     precision: str = _option("float32", "Keras dtype policy for training (exports stay float32)", choices=PRECISIONS)
     backup_every_steps: int = _option(100, "steps between mid-epoch backups (resume loses at most this much)")
+    # Quality measured during training (keras-dcgan evaluate's metrics)
+    eval_every: int = _option(
+        0, "every N epochs (and after the last) score samples into metrics.json, TensorBoard and metrics.png (0: never)"
+    )
+    eval_samples: int = _option(10_000, "samples scored by each evaluation during training")
+    cache_dir: str | None = _option(
+        None, "where the evaluation classifier is cached (default: $KERAS_DCGAN_CACHE_DIR or ~/.cache/keras-dcgan)", type=str
+    )
     # Networks
     latent_dim: int = _option(100, "size of the generator's input noise vector")
     generator_filters: int = _option(64, "channels of the generator's 14x14 layer (its 7x7 layer has twice as many)")
@@ -61,7 +71,9 @@ class TrainConfig:
 
     def validate(self):
         """Raise ValueError naming the field for any value that cannot work."""
-        positive = ["epochs", "batch_size", "latent_dim", "generator_filters", "discriminator_filters", "backup_every_steps"]
+        positive = [
+            "epochs", "batch_size", "latent_dim", "generator_filters", "discriminator_filters", "backup_every_steps", "eval_samples"
+        ]
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -75,6 +87,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 <= self.beta1 < 1:
             raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}")
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be 0 (never) or a number of epochs, got {self.eval_every}")
         if not 0 <= self.generator_ema < 1:
             raise ValueError(f"generator_ema must be in [0, 1), got {self.generator_ema}")
         if not 0 <= self.leaky_relu_slope < 1:

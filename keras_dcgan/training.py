@@ -125,6 +125,10 @@ def _train(config, write_dir, chief, resuming, verbose):
     ]
     if chief:
         callbacks.append(ScalarSummaries(log_dir))
+        if config.eval_every:
+            from keras_dcgan.evaluation.during_training import QualityEvaluation  # the classifier only when asked
+
+            callbacks.append(QualityEvaluation(config, write_dir, log_dir))
     dataset = training_dataset(examples.images, config.batch_size, config.seed)
 
     history = {}
@@ -149,9 +153,13 @@ def _train(config, write_dir, chief, resuming, verbose):
     final_step = int(model.global_step.numpy())
     trained_images = (final_step - start_step) * config.batch_size
     images_per_second = trained_images / seconds if trained_images else None
-    # From here on the generator holds the moving average of its weights, if there is one.
-    model.generator_optimizer.finalize_variable_values(model.generator.trainable_variables)
-    save_generator(model.generator, os.path.join(write_dir, GENERATOR_FILE))
+    generator = model.generator
+    if config.generator_ema:
+        from keras_dcgan.evaluation.generators import inference_generator
+
+        # The weight average, in float32, with BatchNorm statistics re-estimated for it.
+        generator = inference_generator(config, model.generator, model.generator_optimizer)
+    save_generator(generator, os.path.join(write_dir, GENERATOR_FILE))
     if chief:
         write_progress_gif(samples_dir, config.epochs)
     if images_per_second:

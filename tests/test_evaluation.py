@@ -112,3 +112,97 @@ def test_evaluate_refuses_what_is_not_a_generator(tmp_path):
     completed = run_cli("evaluate", tmp_path)
     assert completed.returncode == 2
     assert "not a run dir" in completed.stderr
+
+
+@pytest.mark.slow
+def test_evaluate_agrees_on_a_run_its_onnx_file_and_its_saved_model(trained_run_dir, classifier_cache, tmp_path):
+    from keras_dcgan.evaluation.command import evaluate_source
+    from keras_dcgan.export.exporter import export_generator
+
+    exported = export_generator(trained_run_dir, tmp_path / "exports")
+    results = {
+        source.name if source.is_file() else "run" if source == trained_run_dir else "saved_model": evaluate_source(
+            source, samples=300, cache_dir=str(classifier_cache), log=lambda message: None
+        )
+        for source in (trained_run_dir, tmp_path / "exports" / "dcgan" / "1" / "generator.onnx", tmp_path / "exports" / "dcgan" / "1")
+    }
+    assert set(results) == {"run", "generator.onnx", "saved_model"}
+    assert exported.version == 1
+    run_scores = results["run"][0]
+    for name in ("generator.onnx", "saved_model"):
+        scores, real, _, _ = results[name]
+        assert scores.fcd == pytest.approx(run_scores.fcd, rel=1e-3)
+        assert scores.classifier_score == pytest.approx(run_scores.classifier_score, rel=1e-3)
+        assert scores.checkerboard == pytest.approx(run_scores.checkerboard, rel=1e-3)
+        assert scores.class_shares == pytest.approx(run_scores.class_shares, abs=2 / 300)
+        assert real == results["run"][1]  # the data (and its reference) came from the manifest's training config
+
+
+@pytest.mark.slow
+def test_fit_evaluates_every_n_epochs_and_resumes_the_record(tmp_path, classifier_cache, evaluator):
+    from keras_dcgan.evaluation.command import evaluate_source
+    from keras_dcgan.training import train
+    from tests.conftest import small_config
+
+    overrides = dict(eval_every=2, eval_samples=200, cache_dir=str(classifier_cache), generator_ema=0.9)
+    train(small_config(tmp_path, epochs=3, **overrides), verbose=0)
+    content = json.loads((tmp_path / "metrics.json").read_text())
+    epochs = content["epochs"]
+    assert [record["epoch"] for record in epochs] == [1, 2, 3]
+    assert ["fcd" in record for record in epochs] == [False, True, True]  # every 2nd epoch and the last
+    assert all("raw_fcd" in record and "d_loss" in record for record in epochs[1:])
+    assert content["classifier"]["key"] == evaluator.classifier.key
+    assert content["real_train_vs_test"]["fcd"] < epochs[-1]["fcd"]
+    assert (tmp_path / "metrics.png").stat().st_size > 10_000
+    assert list((tmp_path / "logs" / "quality").iterdir())
+
+    train(small_config(tmp_path, epochs=4, **overrides), verbose=0)  # resume for one more epoch
+    epochs = json.loads((tmp_path / "metrics.json").read_text())["epochs"]
+    assert [record["epoch"] for record in epochs] == [1, 2, 3, 4]
+    assert epochs[3]["train_seconds"] > epochs[2]["train_seconds"] and "fcd" in epochs[3]
+
+    # The final generator.keras holds the weight average, as the last evaluation scored it.
+    final = evaluate_source(tmp_path, samples=200, cache_dir=str(classifier_cache), log=lambda message: None)[0]
+    assert final.fcd == pytest.approx(epochs[3]["fcd"], rel=1e-3)
+    at_epoch = evaluate_source(tmp_path, epoch=4, samples=200, cache_dir=str(classifier_cache), log=lambda message: None)[0]
+    assert at_epoch.fcd == pytest.approx(epochs[3]["fcd"], rel=1e-3)
+
+
+def test_mixed_precision_networks_keep_outputs_and_logits_float32():
+    import keras
+
+    from keras_dcgan.config import TrainConfig
+    from keras_dcgan.networks import build_discriminator, build_generator
+
+    config = TrainConfig(generator_filters=8, discriminator_filters=8, latent_dim=4)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        generator, discriminator = build_generator(config), build_discriminator(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    images = generator(np.zeros((2, 4), np.float32))
+    assert generator.get_layer("up_14x14").compute_dtype == "bfloat16"  # the costly middle runs in bfloat16
+    assert images.dtype == "float32" and discriminator(images).dtype == "float32"
+    assert all(variable.dtype == "float32" for variable in generator.weights + discriminator.weights)
+
+
+def test_latent_walk_visits_every_seed_and_loops(trained_run_dir, tmp_path):
+    from PIL import Image
+
+    from keras_dcgan.cli import main
+    from keras_dcgan.evaluation.generators import open_generator
+    from keras_dcgan.latent_walk import walk_latents
+    from keras_dcgan.latents import latents_from_seeds
+
+    latents = walk_latents([5, 9, 2], 32, steps_per_segment=4)
+    assert latents.shape == (12, 32)
+    np.testing.assert_allclose(latents[[0, 4, 8]], latents_from_seeds([5, 9, 2], 32), atol=1e-6)
+
+    assert main(["latent-walk", str(trained_run_dir), "--seeds", "5,9,2", "--steps", "4", "--output", str(tmp_path / "walk.gif")]) == 0
+    gif = Image.open(tmp_path / "walk.gif")
+    assert gif.n_frames == 12 and gif.size == (28 * 4, 28 * 4)
+    strip = np.asarray(Image.open(tmp_path / "walk.png"))
+    assert strip.shape == (3 * 30 + 2, 4 * 30 + 2)  # 3 segments of 4 frames, 2-pixel gaps
+    first = open_generator(trained_run_dir).generate(latents_from_seeds([5], 32))
+    np.testing.assert_allclose(strip[2:30, 2:30] / 255.0, first[0, ..., 0], atol=1 / 255 + 1e-6)

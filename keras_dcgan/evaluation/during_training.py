@@ -1,0 +1,138 @@
+"""`QualityEvaluation`: `keras-dcgan evaluate`'s metrics during `fit`, every `eval_every` epochs.
+
+Into the run dir:
+    metrics.json   per epoch: step, training and wall seconds, losses; on evaluated epochs
+                   also FCD, classifier score, class shares and KL, checkerboard (of the
+                   weight average and of the last weights when the run keeps an average),
+                   and once the real-data reference (train vs test) at the same sample count
+    metrics.png    FCD and losses against epoch and against wall time
+    logs/quality/  the same as TensorBoard scalars
+A resumed run appends to metrics.json, with its clocks continuing where they stopped.
+Scoring time is excluded from `train_seconds` (not from `wall_seconds`).
+"""
+
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from keras_dcgan.evaluation.command import make_evaluator
+from keras_dcgan.evaluation.generators import inference_generator
+from keras_dcgan.evaluation.report import write_json
+from keras_dcgan.latents import latents_from_seeds
+
+METRICS_FILE = "metrics.json"
+PLOT_FILE = "metrics.png"
+SCALARS = ("fcd", "classifier_score", "class_kl", "checkerboard")
+
+
+class QualityEvaluation(keras.callbacks.Callback):
+    def __init__(self, config, run_dir, log_dir):
+        super().__init__()
+        self.config = config
+        self.path = os.path.join(run_dir, METRICS_FILE)
+        self.plot_path = os.path.join(run_dir, PLOT_FILE)
+        self.log_dir = os.path.join(log_dir, "quality")
+        self.content = _read(self.path)
+        self.evaluator = None
+        self.latents = latents_from_seeds(range(config.eval_samples), config.latent_dim)
+
+    def on_train_begin(self, logs=None):
+        if self.evaluator is None:
+            self.evaluator = make_evaluator(self.config.dataset, self.config.data_dir, self.config.cache_dir)
+            real = self.evaluator.real_reference(min(self.config.eval_samples, len(self.evaluator.train)))
+            self.content["real_train_vs_test"] = real.to_dict()
+            self.content["classifier"] = {
+                "key": self.evaluator.classifier.key, "test_accuracy": self.evaluator.classifier.test_accuracy
+            }
+        epochs = self.content["epochs"]
+        self.train_seconds = epochs[-1]["train_seconds"] if epochs else 0.0
+        self.wall_offset = epochs[-1]["wall_seconds"] if epochs else 0.0
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.train_seconds += time.perf_counter() - self.epoch_started
+        epoch += 1
+        record = {
+            "epoch": epoch,
+            "step": int(self.model.global_step.numpy()),
+            "train_seconds": round(self.train_seconds, 2),
+            **{name: float(np.asarray(value).ravel()[0]) for name, value in (logs or {}).items()},
+        }
+        if epoch % self.config.eval_every == 0 or epoch == self.config.epochs:
+            record.update(self._evaluate(epoch))
+        record["wall_seconds"] = round(self.wall_offset + time.perf_counter() - self.started, 2)
+        self.content["epochs"] = [old for old in self.content["epochs"] if old["epoch"] != epoch] + [record]
+        write_json(self.path, self.content)
+        write_plot(self.plot_path, self.content["epochs"])
+
+    def _evaluate(self, epoch):
+        import tensorflow as tf
+
+        model, config = self.model, self.config
+        averaged = inference_generator(config, model.generator, model.generator_optimizer)
+        results = {"": self._scores(averaged)}
+        if config.generator_ema:
+            results["raw_"] = self._scores(inference_generator(config, model.generator))
+        writer = tf.summary.create_file_writer(self.log_dir)
+        with writer.as_default():
+            for prefix, scores in results.items():
+                for name in SCALARS:
+                    tf.summary.scalar(f"{prefix}{name}", scores[name], step=epoch)
+        writer.close()
+        return {f"{prefix}{name}": value for prefix, scores in results.items() for name, value in scores.items()}
+
+    def _scores(self, generator):
+        images = np.concatenate([
+            (np.asarray(generator(self.latents[start : start + 500], training=False)) + 1.0) / 2.0
+            for start in range(0, len(self.latents), 500)
+        ])
+        scores = self.evaluator.evaluate(images).to_dict()
+        scores.pop("samples")
+        return scores
+
+
+def _read(path):
+    if not os.path.exists(path):
+        return {"epochs": []}
+    with open(path) as file:
+        try:
+            return json.load(file)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON ({error}); delete it to start a new one") from error
+
+
+def write_plot(path, records):
+    """FCD and losses against epoch (left) and wall time (right), written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(2, 2, figsize=(10, 7), sharex="col")
+    evaluated = [record for record in records if "fcd" in record]
+    for column, clock in enumerate(("epoch", "wall_seconds")):
+        fcd_axis, loss_axis = axes[0, column], axes[1, column]
+        fcd_axis.plot([r[clock] for r in evaluated], [r["fcd"] for r in evaluated], "o-", label="FCD")
+        if any("raw_fcd" in record for record in evaluated):
+            fcd_axis.plot([r[clock] for r in evaluated], [r["raw_fcd"] for r in evaluated], "s--", label="FCD, last weights")
+        fcd_axis.set_yscale("log")
+        fcd_axis.set_ylabel("FCD (log scale)")
+        fcd_axis.legend()
+        fcd_axis.grid(True, alpha=0.3)
+        for name in ("d_loss", "g_loss"):
+            loss_axis.plot([r[clock] for r in records if name in r], [r[name] for r in records if name in r], ".-", label=name)
+        loss_axis.set_ylabel("loss (epoch mean)")
+        loss_axis.set_xlabel("epoch" if clock == "epoch" else "wall time (s)")
+        loss_axis.legend()
+        loss_axis.grid(True, alpha=0.3)
+    figure.tight_layout()
+    temporary = f"{path}.tmp{os.getpid()}.png"
+    figure.savefig(temporary, dpi=80)
+    pyplot.close(figure)
+    os.replace(temporary, path)
