@@ -55,9 +55,9 @@ class PredictionHandler(BaseHTTPRequestHandler):
             except Exception as error:  # a bug must not take the server down; the client learns it was ours
                 self.log_error("internal error on %s %s: %r", self.command, self.path, error)
                 status, payload = 500, {"error": f"internal server error: {type(error).__name__}: {error}"}
-            self._send_json(status, payload)
             if self.server.stopping.is_set():
-                self.close_connection = True
+                self.close_connection = True  # and tell the client, so that it does not reuse the connection
+            self._send_json(status, payload)
 
     def _read_body(self):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

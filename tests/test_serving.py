@@ -7,8 +7,10 @@ tests also run against `tensorflow_model_server` serving the SavedModel when it 
 import http.client
 import json
 import shutil
+import signal
 import socket
 import threading
+import time
 import urllib.parse
 
 import numpy as np
@@ -317,6 +319,26 @@ def test_connection_limit_and_sigterm_with_a_keep_alive_connection_open(exported
     assert "stopped\n" in "".join(server.output)
     with pytest.raises(ServingError, match="cannot reach"):
         client.status()
+
+
+@pytest.mark.slow
+def test_sigterm_lets_a_request_in_flight_finish(exported_model, session):
+    server = start_keras_dcgan_serve(exported_model.onnx_path)
+    body = good_latent_body(session.latent_dim, batch=2).encode()
+    host, port = urllib.parse.urlsplit(server.url).netloc.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(b"POST %s HTTP/1.1\r\nHost: test\r\nContent-Length: %d\r\n\r\n%s" % (PREDICT.encode(), len(body), body[:10]))
+        time.sleep(0.5)  # the server has read the headers and waits for the rest of the body
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert server.process.poll() is None, "the server exited with a request in flight"
+        raw.sendall(body[10:])
+        response = http.client.HTTPResponse(raw)
+        response.begin()
+        assert response.status == 200 and response.getheader("Connection") == "close"
+        assert np.asarray(json.loads(response.read())["predictions"]).shape == (2, 28, 28, 1)
+    assert server.process.wait(10) == 0
+    assert "stopped\n" in "".join(server.output)
 
 
 @pytest.mark.slow
