@@ -112,7 +112,7 @@ class PredictionApi:
     def predict(self, body):
         request = _parse_json(body)
         signature = request.get("signature_name", DEFAULT_SIGNATURE)
-        if signature not in self.signatures:
+        if not isinstance(signature, str) or signature not in self.signatures:
             raise ApiError(
                 400, f'Serving signature name: "{signature}" not found in signature def; available: {", ".join(self.signatures)}'
             )
@@ -147,6 +147,8 @@ def _parse_json(body):
         request = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ApiError(400, f"invalid JSON in the request body: {error}") from error
+    except RecursionError as error:
+        raise ApiError(400, "invalid JSON in the request body: nested too deeply") from error
     if not isinstance(request, dict):
         raise ApiError(400, f"the request body must be a JSON object, got {type(request).__name__}")
     return request

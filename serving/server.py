@@ -73,7 +73,11 @@ class PredictionHandler(BaseHTTPRequestHandler):
         if length > self.server.max_body_bytes:
             self.close_connection = True  # the unread body makes the connection unusable
             raise ApiError(413, f"request body of {length} bytes exceeds this server's limit of {self.server.max_body_bytes} bytes")
-        return self.rfile.read(length)
+        try:
+            return self.rfile.read(length)
+        except TimeoutError as error:
+            self.close_connection = True
+            raise ApiError(408, f"the request body did not arrive within {self.timeout} s") from error
 
     def _send_json(self, status, payload):
         body = json_response.encode(payload)
@@ -97,6 +101,8 @@ class PredictionHandler(BaseHTTPRequestHandler):
         """Quiet per request (it would cost more than a prediction); errors still go to stderr."""
 
     def log_error(self, format, *args):
+        if format.startswith("Request timed out"):  # an idle keep-alive connection closed: routine, not an error
+            return
         sys.stderr.write(f"keras-dcgan serve: {format % args}\n")
 
 

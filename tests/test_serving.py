@@ -233,6 +233,7 @@ LATENT_ROW = [0.0] * 32
 BAD_REQUESTS = {
     "invalid JSON": ("POST", PREDICT, "{bad", 400, "invalid JSON"),
     "not an object": ("POST", PREDICT, "[1, 2]", 400, "must be a JSON object"),
+    "nested too deeply": ("POST", PREDICT, '{"instances": ' + "[" * 50_000 + "]" * 50_000 + "}", 400, "nested too deeply"),
     "no instances or inputs": ("POST", PREDICT, "{}", 400, 'exactly one of "instances"'),
     "both formats": ("POST", PREDICT, json.dumps({"instances": [LATENT_ROW], "inputs": [LATENT_ROW]}), 400, "exactly one of"),
     "wrong shape": ("POST", PREDICT, json.dumps({"instances": [[0.0] * 31]}), 400, r"shape [batch, 32], got [1, 31]"),
@@ -248,6 +249,7 @@ BAD_REQUESTS = {
     "negative seed": ("POST", PREDICT, json.dumps({"signature_name": "generate_from_seeds", "instances": [-1]}), 400, "seeds must be"),
     "fractional seed": ("POST", PREDICT, json.dumps({"signature_name": "generate_from_seeds", "inputs": [1.5]}), 400, "integers"),
     "unknown signature": ("POST", PREDICT, json.dumps({"signature_name": "nope", "instances": [LATENT_ROW]}), 400, '"nope" not found'),
+    "signature not a string": ("POST", PREDICT, json.dumps({"signature_name": ["x"], "instances": [LATENT_ROW]}), 400, "not found"),
     "unknown model": ("POST", "/v1/models/other:predict", good_latent_body(32), 404, "Servable not found for request: Latest(other)"),
     "unknown version": ("GET", "/v1/models/dcgan/versions/7", None, 404, "Specific(dcgan, 7)"),
     "unknown path": ("GET", "/v2/anything", None, 404, "Malformed request"),
