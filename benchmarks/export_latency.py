@@ -2,10 +2,12 @@
 
     python benchmarks/export_latency.py exports/dcgan/1 [--rounds 7] [--calls 50]
 
-Both load the same version folder and run the same latents. Each round times `--calls` calls
-of each back end at each batch size, alternating, so a change of machine speed hits both; the
-median over rounds of the per-call time is printed, with the ratio. The SavedModel is called
-through its `serving_default` signature, as TF Serving runs it, minus the server and network.
+Both load the same version folder and run the same latents; the ONNX edge variants
+(`--edge-variants`) are timed too when the folder has them. Each round times `--calls` calls of
+each back end at each batch size, alternating, so a change of machine speed hits all of them;
+printed: the median (and min-max) over rounds of the time per call, and each back end's time
+relative to float32 onnxruntime. The SavedModel is called through its `serving_default`
+signature, as TF Serving runs it, minus the server and network.
 """
 
 import argparse
@@ -37,6 +39,12 @@ def describe(seconds):
     return f"{statistics.median(milliseconds):.3f} ({min(milliseconds):.3f}-{max(milliseconds):.3f})"
 
 
+def onnx_runner(path, manifest):
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    input_name, output_name = manifest["onnx"]["input"], manifest["onnx"]["output"]
+    return lambda latents: session.run([output_name], {input_name: latents})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("version_dir", help="an export's version folder (SavedModel + generator.onnx + manifest.json)")
@@ -46,33 +54,29 @@ def main():
 
     with open(os.path.join(args.version_dir, "manifest.json")) as file:
         manifest = json.load(file)
-    session = onnxruntime.InferenceSession(
-        os.path.join(args.version_dir, manifest["onnx"]["file"]), providers=["CPUExecutionProvider"]
-    )
+    runners = {"onnxruntime float32": onnx_runner(os.path.join(args.version_dir, manifest["onnx"]["file"]), manifest)}
+    for variant, described in manifest.get("onnx_variants", {}).items():
+        runners[f"onnxruntime {variant}"] = onnx_runner(os.path.join(args.version_dir, described["file"]), manifest)
     serving_default = tf.saved_model.load(args.version_dir).signatures["serving_default"]
+    runners["SavedModel"] = lambda latents: serving_default(latent=tf.constant(latents))["images"].numpy()
 
     print(f"{args.version_dir}: latent_dim {manifest['latent_dim']}, "
           f"generator_filters {manifest['source']['config']['generator_filters']}, "
-          f"onnxruntime {onnxruntime.__version__}, tensorflow {tf.__version__}, {os.cpu_count()} CPUs")
-    print(f"median (min-max) ms per call over {args.rounds} interleaved rounds of {args.calls} calls")
-    print(f"{'batch':>5}  {'onnxruntime':>22}  {'SavedModel':>22}  {'SavedModel / onnxruntime':>24}")
+          f"onnxruntime {onnxruntime.__version__}, tensorflow {tf.__version__}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"ms per call: median (min-max) over {args.rounds} interleaved rounds of {args.calls} calls")
+    print(f"{'batch':>5}  {'back end':<22} {'ms per call':>24}  {'vs onnxruntime float32':>22}")
     for batch in BATCH_SIZES:
         latents = latents_from_seeds(np.arange(batch), manifest["latent_dim"])
-        latents_tensor = tf.constant(latents)
-        backends = {
-            "onnxruntime": lambda: session.run([manifest["onnx"]["output"]], {manifest["onnx"]["input"]: latents}),
-            "saved_model": lambda: serving_default(latent=latents_tensor)["images"].numpy(),
-        }
-        for run in backends.values():  # warm-up: first-call graph building and allocation
-            per_call_seconds(run, 5)
-        timings = {name: [] for name in backends}
+        for run in runners.values():  # warm-up: first-call graph building and allocation
+            per_call_seconds(lambda: run(latents), 5)
+        timings = {name: [] for name in runners}
         for _ in range(args.rounds):
-            for name, run in backends.items():
-                timings[name].append(per_call_seconds(run, args.calls))
-        onnx_ms = statistics.median(timings["onnxruntime"]) * 1e3
-        saved_model_ms = statistics.median(timings["saved_model"]) * 1e3
-        print(f"{batch:>5}  {describe(timings['onnxruntime']):>22}  {describe(timings['saved_model']):>22}  "
-              f"{saved_model_ms / onnx_ms:>23.2f}x")
+            for name, run in runners.items():
+                timings[name].append(per_call_seconds(lambda: run(latents), args.calls))
+        baseline = statistics.median(timings["onnxruntime float32"])
+        for name, seconds in timings.items():
+            print(f"{batch:>5}  {name:<22} {describe(seconds):>24}  {statistics.median(seconds) / baseline:>21.2f}x")
 
 
 if __name__ == "__main__":

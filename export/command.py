@@ -1,7 +1,6 @@
 """`keras-dcgan export RUN_DIR`: the CLI face of `export_generator`."""
 
 import logging
-import sys
 
 DEFAULT_EXPORT_ROOT = "exports"
 DEFAULT_NAME = "dcgan"
@@ -22,8 +21,7 @@ def run_export(args):
         f"  SavedModel  {result.version_dir}  signatures: {', '.join(manifest['signatures'])}\n"
         f"  ONNX        {result.onnx_path}  (opset {manifest['onnx']['opset']})\n"
         f"  manifest    {result.manifest_path}\n"
-        f"  parity      max abs difference to Keras {worst:.2g} (tolerance {manifest['parity']['tolerance']:g})",
-        file=sys.stdout,
+        f"  parity      max abs difference to Keras {worst:.2g} (tolerance {manifest['parity']['tolerance']:g})"
     )
     for variant, described in manifest.get("onnx_variants", {}).items():
         print(f"  {variant:<11} {described['file']}  {described['bytes']:,} bytes, "

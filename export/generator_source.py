@@ -2,7 +2,9 @@
 
 Either way the result is a float32 generator freshly built from the run's config.json (a
 `mixed_bfloat16` run's weights are float32 variables, copied over), so exports always compute
-in float32 and their BatchNorm layers run on the moving statistics (inference mode).
+in float32 and their BatchNorm layers run on the moving statistics (inference mode). For a run
+with `generator_ema`, an epoch checkpoint gives the weight average with re-estimated BatchNorm
+statistics, through the same `inference_generator` that training uses for generator.keras.
 """
 
 import contextlib
@@ -15,6 +17,7 @@ import tensorflow as tf
 
 from keras_dcgan.checkpoints import epoch_checkpoint_path
 from keras_dcgan.config import TrainConfig
+from keras_dcgan.evaluation.generators import inference_generator
 from keras_dcgan.export.errors import ExportError
 from keras_dcgan.networks import build_generator
 from keras_dcgan.training import CONFIG_FILE, GENERATOR_FILE
@@ -104,22 +107,29 @@ def _epoch_generator(run_dir, config, epoch):
         path = epoch_checkpoint_path(checkpoints, epoch)
     except ValueError as error:
         raise ExportError(str(error)) from error
-    generator = _build(config)
-    _restore(generator, path)
+    generator = _restore(config, path)
     return GeneratorSource(generator, config, run_dir, os.path.relpath(path, run_dir), epoch, _step(path))
 
 
-def _restore(generator, path):
-    """Load the checkpoint's `generator` into `generator`; every generator variable must be found."""
+def _restore(config, path):
+    """The checkpoint's generator (its weight average if the run keeps one); every variable must be found."""
+    generator = _build(config)
+    objects = {"generator": generator}
+    optimizer = None
+    if config.generator_ema:  # the average lives in the generator's optimiser
+        optimizer = keras.optimizers.Adam(use_ema=True, ema_momentum=config.generator_ema)
+        optimizer.build(generator.trainable_variables)
+        objects["generator_optimizer"] = optimizer
     try:
-        status = tf.train.Checkpoint(generator=generator).read(path)
+        status = tf.train.Checkpoint(**objects).read(path)
         status.assert_existing_objects_matched()
-        status.expect_partial()  # the discriminator and optimisers in the file are not wanted here
+        status.expect_partial()  # the discriminator and the rest of the file are not wanted here
     except Exception as error:  # a damaged file surfaces as OpError, IndexError, AssertionError, ValueError...
         raise ExportError(
             f"checkpoint {path} cannot be restored into the generator of this run's config "
             f"({type(error).__name__}: {str(error).strip()[:500]}); is it corrupt?"
         ) from error
+    return inference_generator(config, generator, optimizer) if optimizer else generator
 
 
 def _step(path):
@@ -141,7 +151,7 @@ def _saved_epochs(checkpoints):
 
 
 def _matching_epoch(generator, config, checkpoints):
-    """(epoch, step) of the newest epoch checkpoint if generator.keras holds exactly its weights, else (None, None).
+    """(epoch, step) of the newest epoch checkpoint if generator.keras holds its weights, else (None, None).
 
     generator.keras is written right after the last epoch's checkpoint, so they normally match;
     a run resumed for more epochs and stopped early would not, and then the step is unknown.
@@ -150,10 +160,10 @@ def _matching_epoch(generator, config, checkpoints):
     if not epochs:
         return None, None
     path = os.path.join(checkpoints, f"epoch-{epochs[-1]}")
-    candidate = _build(config)
     try:
-        _restore(candidate, path)
+        candidate = _restore(config, path)
     except ExportError:
         return None, None
-    same = all(np.array_equal(a, b) for a, b in zip(candidate.get_weights(), generator.get_weights()))
+    # Equal up to float rounding: re-estimating BatchNorm statistics (generator_ema) sums in threads.
+    same = all(np.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(candidate.get_weights(), generator.get_weights()))
     return (epochs[-1], _step(path)) if same else (None, None)

@@ -27,7 +27,7 @@ from keras_dcgan.export.manifest import sha256_of
 from keras_dcgan.export.parity import keras_images
 from keras_dcgan.latents import MAX_SEED, latents_from_seeds
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, small_config
 
 TOLERANCE = 1e-4
 LATENT_DIM = 32  # small_config's
@@ -250,6 +250,25 @@ def test_epoch_checkpoint_gives_that_epochs_weights(trained_run_dir, source):
     for final_weight, last_weight in zip(source.generator.get_weights(), last.generator.get_weights()):
         np.testing.assert_array_equal(final_weight, last_weight)
     assert any(not np.array_equal(a, b) for a, b in zip(first.generator.get_weights(), last.generator.get_weights()))
+
+
+@pytest.mark.slow
+def test_epoch_checkpoint_of_a_weight_average_run_gives_the_average(tmp_path):
+    import tensorflow as tf
+
+    from keras_dcgan.networks import build_generator
+    from keras_dcgan.training import train
+
+    config = small_config(tmp_path / "ema_run", generator_ema=0.9, epochs=1)
+    train(config, verbose=0)
+    final = load_generator_source(config.run_dir)
+    from_checkpoint = load_generator_source(config.run_dir, epoch=1)
+    assert (final.epoch, final.step) == (1, 8)  # generator.keras recognised as epoch 1's weights
+    for final_weight, checkpoint_weight in zip(final.generator.get_weights(), from_checkpoint.generator.get_weights()):
+        np.testing.assert_allclose(checkpoint_weight, final_weight, rtol=1e-5, atol=1e-7)
+    last_weights = build_generator(config)
+    tf.train.Checkpoint(generator=last_weights).read(os.path.join(config.run_dir, "checkpoints", "epoch-1")).expect_partial()
+    assert not np.allclose(last_weights.get_weights()[0], from_checkpoint.generator.get_weights()[0])  # not the raw weights
 
 
 @pytest.mark.slow
