@@ -13,6 +13,7 @@ from keras_dcgan.latents import MAX_SEED, latents_from_seeds
 
 DEFAULT_MAX_BATCH = 256
 DEFAULT_MAX_BODY_BYTES = 4 << 20  # a batch of 256 latents of size 100 is ~0.5 MB of JSON
+REQUEST_BATCH = 64  # latents per request from `generate` to a server: under any --max-batch, small answers
 
 
 def positive_integer(text):
@@ -68,22 +69,26 @@ def _generate_images(args, seeds):
         from keras_dcgan.serving.session import GeneratorSession
 
         return GeneratorSession(args.onnx).generate_from_seeds(seeds)
-    if args.server:
-        from keras_dcgan.serving.rest_client import RestClient, ServingError
-
-        client = RestClient(args.server, args.model_name, args.version)
-        try:
-            return client.generate(latents_from_seeds(seeds, client.latent_dim()))
-        except ServingError as error:
-            raise ValueError(f"server {args.server}: {error}") from error
-    from keras_dcgan.serving.grpc_client import GrpcClient
     from keras_dcgan.serving.rest_client import ServingError
 
+    backend = f"server {args.server}" if args.server else f"gRPC server {args.grpc}"
     try:
-        client = GrpcClient(args.grpc, args.model_name, args.version)
-        return client.generate(latents_from_seeds(seeds, client.latent_dim()))
+        client = _server_client(args)
+        latents = latents_from_seeds(seeds, client.latent_dim())
+        batches = [latents[start : start + REQUEST_BATCH] for start in range(0, len(latents), REQUEST_BATCH)]
+        return np.concatenate([client.generate(batch) for batch in batches])
     except (ImportError, ServingError) as error:
-        raise ValueError(f"gRPC server {args.grpc}: {error}") from error
+        raise ValueError(f"{backend}: {error}") from error
+
+
+def _server_client(args):
+    if args.server:
+        from keras_dcgan.serving.rest_client import RestClient
+
+        return RestClient(args.server, args.model_name, args.version)
+    from keras_dcgan.serving.grpc_client import GrpcClient  # needs the extra keras-dcgan[grpc]
+
+    return GrpcClient(args.grpc, args.model_name, args.version)
 
 
 def add_serve_command(commands):
