@@ -18,7 +18,7 @@ from keras_dcgan.data import IMAGE_SHAPE
 from keras_dcgan.export import version_folder
 from keras_dcgan.export.edge_variants import write_edge_variants
 from keras_dcgan.export.errors import ExportError
-from keras_dcgan.export.generator_source import load_generator_source
+from keras_dcgan.export.generator_source import load_generator_source, recorded_quality
 from keras_dcgan.export.manifest import MANIFEST_FILE, build_manifest, write_manifest
 from keras_dcgan.export.onnx_export import INPUT_NAME, ONNX_FILE, OUTPUT_NAME, export_onnx
 from keras_dcgan.export.parity import measure_parity
@@ -71,6 +71,7 @@ def export_generator(run_dir, export_root, name="dcgan", version=None, epoch=Non
                 "config": source.config.to_dict(),
             },
             parity=parity,
+            quality=recorded_quality(source.run_dir, source.epoch),
             variants=variants,
         )
         write_manifest(staging, manifest)

@@ -8,6 +8,7 @@ statistics, through the same `inference_generator` that training uses for genera
 """
 
 import contextlib
+import json
 import os
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ import tensorflow as tf
 
 from keras_dcgan.checkpoints import epoch_checkpoint_path
 from keras_dcgan.config import TrainConfig
+from keras_dcgan.evaluation.during_training import METRICS_FILE, SCALARS
 from keras_dcgan.evaluation.generators import inference_generator
 from keras_dcgan.export.errors import ExportError
 from keras_dcgan.networks import build_generator
@@ -167,3 +169,28 @@ def _matching_epoch(generator, config, checkpoints):
     # Equal up to float rounding: re-estimating BatchNorm statistics (generator_ema) sums in threads.
     same = all(np.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(candidate.get_weights(), generator.get_weights()))
     return (epochs[-1], _step(path)) if same else (None, None)
+
+
+def recorded_quality(run_dir, epoch):
+    """The sample-quality scores `fit --eval-every` recorded in metrics.json for `epoch`, or None.
+
+    {"epoch", "fcd", "classifier_score", "class_kl", "checkerboard", "classifier", "real_train_vs_test"}:
+    numbers are only comparable at the same classifier, hence its key and the real-data reference.
+    """
+    path = os.path.join(run_dir, METRICS_FILE)
+    if epoch is None or not os.path.exists(path):
+        return None
+    try:
+        with open(path) as file:
+            metrics = json.load(file)
+        record = next((entry for entry in metrics["epochs"] if entry["epoch"] == epoch and "fcd" in entry), None)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # quality is informative only: a damaged metrics.json must not stop an export
+    if record is None:
+        return None
+    return {
+        "epoch": epoch,
+        **{name: record[name] for name in SCALARS if name in record},
+        "classifier": metrics.get("classifier"),
+        "real_train_vs_test": metrics.get("real_train_vs_test"),
+    }

@@ -1,6 +1,7 @@
 """manifest.json: what a version folder holds, for the serving side to check before it loads anything.
 
-Serving relies on: latent_dim, image_shape, value_range, onnx.{file, input, output},
+`quality` holds the sample-quality scores `fit --eval-every` recorded for the exported epoch
+(null when none were). Serving relies on: latent_dim, image_shape, value_range, onnx.{file, input, output},
 signatures, and files[path].sha256 (every file of the folder except manifest.json itself).
 """
 
@@ -34,7 +35,7 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def build_manifest(*, model_name, version, latent_dim, image_shape, onnx, signatures, folder, source, parity, variants=None):
+def build_manifest(*, model_name, version, latent_dim, image_shape, onnx, signatures, folder, source, parity, quality, variants=None):
     manifest = {
         "format_version": FORMAT_VERSION,
         "model_name": model_name,
@@ -47,6 +48,7 @@ def build_manifest(*, model_name, version, latent_dim, image_shape, onnx, signat
         "files": file_digests(folder),
         "source": source,
         "parity": parity,
+        "quality": quality,
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     if variants:

@@ -22,7 +22,7 @@ from keras_dcgan import image_grid
 from keras_dcgan.cli import main as cli_main
 from keras_dcgan.export import ExportError, ParityError, export_generator
 from keras_dcgan.export import exporter
-from keras_dcgan.export.generator_source import load_generator_source
+from keras_dcgan.export.generator_source import load_generator_source, recorded_quality
 from keras_dcgan.export.manifest import sha256_of
 from keras_dcgan.export.parity import keras_images
 from keras_dcgan.latents import MAX_SEED, latents_from_seeds
@@ -87,6 +87,7 @@ def test_version_folder_layout_and_manifest(exported, trained_run_dir):
     assert manifest["source"]["epoch"] == 2 and manifest["source"]["step"] == 16  # 2 epochs of 512 / 64
     assert manifest["source"]["config"]["latent_dim"] == LATENT_DIM
     assert manifest["source"]["run_dir"] == str(trained_run_dir)
+    assert manifest["quality"] is None  # the run was not evaluated during training (no metrics.json)
     differences = manifest["parity"]["max_abs_difference"]
     assert set(differences) >= {"onnx_batch_1", "onnx_batch_64", "saved_model_batch_1", "saved_model_batch_64"}
     assert all(0 <= value <= TOLERANCE for value in differences.values())
@@ -240,6 +241,26 @@ def test_onnx_outputs_do_not_depend_on_the_rest_of_the_batch(exported):
     assert np.max(np.abs(batch_a[0] - alone[0])) <= 1e-6
     assert np.max(np.abs(batch_b[0] - alone[0])) <= 1e-6
     assert np.max(np.abs(batch_b[1] - batch_a[1])) > 1e-3  # the other members did change
+
+
+def test_recorded_quality_of_the_exported_epoch(tmp_path):
+    metrics = {
+        "classifier": {"key": "abc", "test_accuracy": 0.99},
+        "real_train_vs_test": {"fcd": 0.5},
+        "epochs": [
+            {"epoch": 1, "step": 8, "d_loss": 1.0},
+            {"epoch": 2, "step": 16, "fcd": 12.5, "classifier_score": 7.5, "class_kl": 0.1, "checkerboard": 0.01, "g_loss": 2.0},
+        ],
+    }
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert recorded_quality(str(tmp_path), 2) == {
+        "epoch": 2, "fcd": 12.5, "classifier_score": 7.5, "class_kl": 0.1, "checkerboard": 0.01,
+        "classifier": {"key": "abc", "test_accuracy": 0.99}, "real_train_vs_test": {"fcd": 0.5},
+    }
+    assert recorded_quality(str(tmp_path), 1) is None  # trained but not evaluated that epoch
+    assert recorded_quality(str(tmp_path), None) is None  # epoch of the weights unknown
+    (tmp_path / "metrics.json").write_text("{not json")
+    assert recorded_quality(str(tmp_path), 2) is None
 
 
 def test_epoch_checkpoint_gives_that_epochs_weights(trained_run_dir, source):
