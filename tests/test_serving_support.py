@@ -7,7 +7,6 @@ import io
 import json
 import os
 import pathlib
-import queue
 import shutil
 import signal
 import socket
@@ -15,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,35 +82,29 @@ def free_port():
 
 
 class ServerProcess:
-    """A server subprocess; `url` once a line containing `ready_pattern` appears on its stdout or stderr."""
+    """A server subprocess; `url` once `find_url(self)` returns one (it is polled, and may read `self.output`)."""
 
-    def __init__(self, argv, ready_pattern, url_from_line):
+    def __init__(self, argv, find_url):
         self.process = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         )
-        self.output = []  # every line, both streams, for failure messages (read on threads so pipes never fill)
-        lines = queue.Queue()
+        self.output = []  # every line of both streams, read on threads so that the pipes never fill
         for stream in (self.process.stdout, self.process.stderr):
-            threading.Thread(target=self._pump, args=(stream, lines), daemon=True).start()
+            threading.Thread(target=self._collect, args=(stream,), daemon=True).start()
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while True:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
+        while (url := find_url(self)) is None:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}: {''.join(self.output)[-2000:]}")
+            if time.monotonic() > deadline:
                 self.stop()
                 raise AssertionError(f"server did not start within {START_TIMEOUT_SECONDS} s: {''.join(self.output)[-2000:]}")
-            if line is None and _exited(self.process):
-                raise AssertionError(f"server exited with {self.process.returncode}: {''.join(self.output)[-2000:]}")
-            if line and ready_pattern in line:
-                self.url = url_from_line(line)
-                return
+            time.sleep(0.1)
+        self.url = url
 
-    def _pump(self, stream, lines):
+    def _collect(self, stream):
         for line in stream:
             self.output.append(line)
-            lines.put(line)
-        lines.put(None)
 
     def stop(self, timeout=15):
         """SIGTERM, then wait; returns the exit code (kills it if it does not stop in time)."""
@@ -124,21 +118,17 @@ class ServerProcess:
             raise
 
 
-def _exited(process):
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        return False
-    return True
+def announced_url(server):
+    """The URL in keras-dcgan serve's first line, "serving NAME version N from FILE on URL"."""
+    for line in list(server.output):
+        if line.startswith("serving "):
+            return line.strip().rsplit(" on ", 1)[1]
+    return None
 
 
 def start_keras_dcgan_serve(onnx_path, *extra_args):
     """`keras-dcgan serve` on a free port of 127.0.0.1, in a process without TensorFlow."""
-    return ServerProcess(
-        tf_free_cli("serve", "--onnx", onnx_path, "--port", "0", *extra_args),
-        ready_pattern="serving ",
-        url_from_line=lambda line: line.strip().rsplit(" on ", 1)[1],
-    )
+    return ServerProcess(tf_free_cli("serve", "--onnx", onnx_path, "--port", "0", *extra_args), announced_url)
 
 
 def tensorflow_model_server_or_skip():
@@ -152,14 +142,22 @@ def tensorflow_model_server_or_skip():
 
 
 def start_tensorflow_model_server(export_root, model_name="dcgan"):
-    """The real TF Serving binary on free ports, serving <export_root>/<model_name>; `grpc_target` set too."""
+    """The real TF Serving binary on free ports, serving <export_root>/<model_name>; ready once the model is AVAILABLE."""
     binary = tensorflow_model_server_or_skip()
     rest_port, grpc_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{rest_port}"
+
+    def model_available(server):
+        try:
+            with urllib.request.urlopen(f"{url}/v1/models/{model_name}", timeout=2) as response:
+                return url if b"AVAILABLE" in response.read() else None
+        except OSError:  # not listening yet, or the model is still loading (404)
+            return None
+
     server = ServerProcess(
         [binary, f"--port={grpc_port}", f"--rest_api_port={rest_port}", f"--model_name={model_name}",
          f"--model_base_path={pathlib.Path(export_root).resolve() / model_name}"],
-        ready_pattern="Exporting HTTP/REST API",
-        url_from_line=lambda line: f"http://127.0.0.1:{rest_port}",
+        model_available,
     )
     server.grpc_target = f"127.0.0.1:{grpc_port}"
     return server
