@@ -1,1 +1,14 @@
-"""Inference side: onnxruntime runner, TF Serving clients, REST server. Never imports TensorFlow."""
+"""Inference side: onnxruntime runner, TF Serving clients, REST server. Never imports TensorFlow.
+
+    session.py        GeneratorSession: the ONNX generator on onnxruntime (latents or seeds -> images, PNGs)
+    manifest.py       reading manifest.json and checking a file's size and SHA-256 against it
+    rest_api.py       TF Serving's REST API (routes, row/columnar predict, errors) over a GeneratorSession
+    server.py         that API on the standard library's threading HTTP server (`keras-dcgan serve`)
+    json_response.py  response bodies as JSON (orjson when installed)
+    rest_client.py    RestClient for TF Serving's REST API and `keras-dcgan serve`
+    grpc_client.py    GrpcClient for TF Serving's gRPC API (extra keras-dcgan[grpc], which imports TensorFlow)
+    command.py        the `generate` and `serve` subcommands
+    docker-compose.yml, models.config, docker-bin/   running TF Serving itself
+
+Modules are imported one by one (nothing is imported here), so `keras-dcgan fit --help` stays fast.
+"""
