@@ -293,6 +293,26 @@ def test_epoch_checkpoint_of_a_weight_average_run_gives_the_average(tmp_path):
 
 
 @pytest.mark.slow
+def test_mixed_bfloat16_run_exports_in_float32(tmp_path):
+    import keras
+
+    from keras_dcgan.training import train
+
+    try:
+        train(small_config(tmp_path / "bf16_run", precision="mixed_bfloat16", epochs=1), verbose=0)
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"  # left so by training, in this process
+        result = export_generator(tmp_path / "bf16_run", tmp_path / "exports")
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"  # the export does not change it
+    finally:
+        keras.config.set_dtype_policy("float32")
+    model = onnx.load(result.onnx_path)
+    assert {initializer.data_type for initializer in model.graph.initializer} <= {
+        onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
+    }
+    assert max(result.manifest["parity"]["max_abs_difference"].values()) <= TOLERANCE
+
+
+@pytest.mark.slow
 def test_versions_count_up_and_existing_ones_are_refused(exported, trained_run_dir, tmp_path):
     root = tmp_path / "exports"
     shutil.copytree(exported.version_dir, root / "dcgan" / "1")  # a first export, made by the fixture
