@@ -33,16 +33,11 @@ def read_manifest(path):
     return manifest
 
 
-def sha256_of(path, chunk_bytes=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
+def verify_content(manifest, manifest_path, file_path, content):
+    """Raise ManifestError unless `content` (the bytes of `file_path`) has the size and SHA-256 the manifest records.
 
-
-def verify_file(manifest, manifest_path, file_path):
-    """Raise ManifestError unless `file_path` has the size and SHA-256 the manifest records for it."""
+    Callers hash the very bytes they go on to use, so a file swapped after the check cannot slip through.
+    """
     manifest_path = pathlib.Path(manifest_path)
     file_path = pathlib.Path(file_path)
     try:
@@ -52,13 +47,12 @@ def verify_file(manifest, manifest_path, file_path):
     entry = manifest["files"].get(relative)
     if entry is None:
         raise ManifestError(f"manifest {manifest_path} has no entry for {relative} under 'files'")
-    size = file_path.stat().st_size
-    if size != entry.get("bytes", size):
+    if len(content) != entry.get("bytes", len(content)):
         raise ManifestError(
-            f"{file_path} does not match {manifest_path}: {size} bytes, the manifest records {entry['bytes']} "
+            f"{file_path} does not match {manifest_path}: {len(content)} bytes, the manifest records {entry['bytes']} "
             "(the file was changed or truncated after export)"
         )
-    actual = sha256_of(file_path)
+    actual = hashlib.sha256(content).hexdigest()
     if actual != entry.get("sha256"):
         raise ManifestError(
             f"{file_path} does not match {manifest_path}: SHA-256 {actual}, the manifest records "

@@ -17,7 +17,7 @@ import onnxruntime
 
 from keras_dcgan import image_grid
 from keras_dcgan.latents import latents_from_seeds
-from keras_dcgan.serving.manifest import MANIFEST_NAME, ManifestError, read_manifest, verify_file
+from keras_dcgan.serving.manifest import MANIFEST_NAME, ManifestError, read_manifest, verify_content
 
 DEFAULT_VALUE_RANGE = (0.0, 1.0)  # the export contract: images in [0, 1]
 
@@ -47,9 +47,10 @@ class GeneratorSession:
             manifest_path = self.onnx_path.parent / MANIFEST_NAME
         self.manifest_path = pathlib.Path(manifest_path) if manifest_path is not None else None
         self.manifest = None
+        content = self.onnx_path.read_bytes()  # checked and loaded from the same bytes
         if self.manifest_path is not None:
             self.manifest = read_manifest(self.manifest_path)
-            verify_file(self.manifest, self.manifest_path, self.onnx_path)
+            verify_content(self.manifest, self.manifest_path, self.onnx_path, content)
 
         options = onnxruntime.SessionOptions()
         if threads is not None:
@@ -57,9 +58,7 @@ class GeneratorSession:
             options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
-            self._session = onnxruntime.InferenceSession(
-                str(self.onnx_path), options, providers=["CPUExecutionProvider"]
-            )
+            self._session = onnxruntime.InferenceSession(content, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types for unreadable models
             raise ModelFileError(f"onnxruntime cannot load {self.onnx_path}: {error}") from error
         self._read_shapes()
