@@ -38,9 +38,10 @@ def export_generator(run_dir, export_root, name="dcgan", version=None, epoch=Non
     """Export the final generator of `run_dir` (or the one saved at the end of `epoch`).
 
     `version=None` takes the next free version. `edge_variants=True` adds the float16 and
-    dynamic-int8 ONNX files of edge_variants.py (recorded under manifest["onnx_variants"]). Raises ExportError (a ValueError) for a run dir
-    without a generator, a corrupt checkpoint, an unwritable export root, an existing version,
-    or outputs that differ from the Keras generator by more than the parity tolerance.
+    dynamic-int8 ONNX files of edge_variants.py (recorded under manifest["onnx_variants"]).
+    Raises ExportError (a ValueError) for a run dir without a generator, a corrupt checkpoint,
+    an unwritable export root, an existing version, or outputs that differ from the Keras
+    generator by more than the parity tolerance (ParityError).
     """
     version_folder.check_model_name(name)
     if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):

@@ -25,7 +25,7 @@ def check_model_name(name):
 def existing_versions(base_path):
     if not os.path.isdir(base_path):
         return []
-    return sorted(int(entry) for entry in os.listdir(base_path) if entry.isdigit())
+    return sorted(int(entry) for entry in os.listdir(base_path) if entry.isascii() and entry.isdigit())
 
 
 def choose_version(base_path, requested=None):
