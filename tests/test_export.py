@@ -70,6 +70,7 @@ def test_tensorflow_seed_latents_refuse_out_of_range_seeds():
             tensorflow_latents(np.array([0, bad], np.int64), 4)
 
 
+@pytest.mark.slow
 def test_version_folder_layout_and_manifest(exported, trained_run_dir):
     base_path = os.path.dirname(exported.version_dir)
     assert exported.version == 1 and os.listdir(base_path) == ["1"]  # no staging folder left
@@ -203,6 +204,7 @@ def _onnx_session(exported):
     return onnxruntime.InferenceSession(exported.onnx_path, providers=["CPUExecutionProvider"])
 
 
+@pytest.mark.slow
 def test_onnx_file_has_documented_names_and_dynamic_batch(exported):
     model = onnx.load(exported.onnx_path)
     onnx.checker.check_model(model, full_check=True)
@@ -220,6 +222,7 @@ def test_onnx_file_has_documented_names_and_dynamic_batch(exported):
     assert [item.name for item in session.get_outputs()] == ["images"]
 
 
+@pytest.mark.slow
 def test_onnx_matches_keras_at_batch_1_and_64(exported, reference):
     session = _onnx_session(exported)
     latents = latents_from_seeds(np.arange(64), LATENT_DIM)
@@ -230,6 +233,7 @@ def test_onnx_matches_keras_at_batch_1_and_64(exported, reference):
         assert images.min() >= 0.0 and images.max() <= 1.0
 
 
+@pytest.mark.slow
 def test_onnx_outputs_do_not_depend_on_the_rest_of_the_batch(exported):
     session = _onnx_session(exported)
     latents = latents_from_seeds(np.arange(64), LATENT_DIM)
@@ -263,6 +267,7 @@ def test_recorded_quality_of_the_exported_epoch(tmp_path):
     assert recorded_quality(str(tmp_path), 2) is None
 
 
+@pytest.mark.slow
 def test_epoch_checkpoint_gives_that_epochs_weights(trained_run_dir, source):
     last = load_generator_source(trained_run_dir, epoch=2)
     first = load_generator_source(trained_run_dir, epoch=1)
@@ -328,6 +333,7 @@ def test_versions_count_up_and_existing_ones_are_refused(exported, trained_run_d
     assert sha256_of(root / "dcgan" / "1" / "generator.onnx") == before
 
 
+@pytest.mark.slow
 def test_interrupted_export_leaves_no_folder(trained_run_dir, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt("interrupted while writing the ONNX file")
@@ -383,6 +389,7 @@ def _copy_run(trained_run_dir, tmp_path):
     return copy
 
 
+@pytest.mark.slow
 def test_run_dir_without_generator_is_refused(trained_run_dir, tmp_path):
     run_dir = _copy_run(trained_run_dir, tmp_path)
     os.remove(run_dir / "generator.keras")
@@ -395,6 +402,7 @@ def test_run_dir_without_generator_is_refused(trained_run_dir, tmp_path):
     assert not (tmp_path / "exports").exists()
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_and_generator_are_refused(trained_run_dir, tmp_path):
     run_dir = _copy_run(trained_run_dir, tmp_path)
     data_file = run_dir / "checkpoints" / "epoch-1.data-00000-of-00001"
@@ -408,6 +416,7 @@ def test_corrupt_checkpoint_and_generator_are_refused(trained_run_dir, tmp_path)
     assert not (tmp_path / "exports").exists()
 
 
+@pytest.mark.slow
 def test_unwritable_export_root_is_refused(trained_run_dir, tmp_path):
     not_a_folder = tmp_path / "exports"
     not_a_folder.write_text("a file where the export root should be")
@@ -416,6 +425,7 @@ def test_unwritable_export_root_is_refused(trained_run_dir, tmp_path):
     assert not_a_folder.read_text() == "a file where the export root should be"
 
 
+@pytest.mark.slow
 def test_read_only_export_root_is_refused(trained_run_dir, tmp_path):
     if os.geteuid() == 0:
         pytest.skip("running as root: file permissions do not stop root from writing")
@@ -430,6 +440,7 @@ def test_read_only_export_root_is_refused(trained_run_dir, tmp_path):
         root.chmod(0o700)
 
 
+@pytest.mark.slow
 def test_bad_arguments_are_refused_before_any_work(trained_run_dir, tmp_path):
     for name in ("../escape", ".hidden", ""):
         with pytest.raises(ExportError, match="model name must be a plain folder name"):
@@ -442,6 +453,7 @@ def test_bad_arguments_are_refused_before_any_work(trained_run_dir, tmp_path):
     assert not (tmp_path / "exports").exists()
 
 
+@pytest.mark.slow
 def test_cli_prints_user_errors_and_exits_2(trained_run_dir, tmp_path, capsys):
     code = cli_main(["export", str(tmp_path / "missing-run"), "--out", str(tmp_path / "exports")])
     assert code == 2
