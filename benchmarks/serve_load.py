@@ -1,13 +1,19 @@
 """A bounded load run against `keras-dcgan serve` (or any TF Serving REST endpoint) on loopback.
 
-    python benchmarks/serve_load.py --onnx exports/dcgan/1/generator.onnx            # starts the server itself
+    python benchmarks/serve_load.py --onnx exports/dcgan/1/generator.onnx             # starts the server itself
+    python benchmarks/serve_load.py --onnx exports/dcgan/1/generator.onnx --baseline  # and a no-model baseline
     python benchmarks/serve_load.py --url http://127.0.0.1:8501 --clients 8 --seconds 10 --batch 1 64
 
 For each batch size: C client threads, each on its own keep-alive connection, send
 serving_default predict requests back to back for S seconds (after a 1 s warm-up) and
 time each one from sending to the last byte of the answer. Prints predictions/s, requests/s,
-p50/p99 latency and the error count. Every 50th answer per client is decoded and its shape
-checked, so a server answering garbage quickly counts as errors, not speed.
+p50/p99 latency, the error count and the load average (other jobs on a shared machine set
+the tail). Every 50th answer per client is decoded and its batch size checked, so a server
+answering garbage quickly counts as errors, not speed.
+
+`--baseline` also loads, interleaved with the server, a stand-in with the same HTTP stack that
+parses each request and sends a ready-made answer of the right size (no model, no encoding):
+what the machine and the standard library's server allow, to read the figures against.
 """
 
 import argparse
@@ -21,18 +27,16 @@ import sys
 import threading
 import time
 import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
 CHECK_EVERY = 50
 
 
-def start_server(onnx_path, max_batch):
-    """`keras-dcgan serve` on a free port; returns (process, url)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "keras_dcgan.cli", "serve", "--onnx", onnx_path, "--port", "0", "--max-batch", str(max_batch)],
-        stdout=subprocess.PIPE, text=True,
-    )
+def start_process(argv):
+    """Start a server that prints "... on URL" as its first line; returns (process, url)."""
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     if " on http://" not in line:
         process.kill()
@@ -40,9 +44,13 @@ def start_server(onnx_path, max_batch):
     return process, line.strip().rsplit(" on ", 1)[1]
 
 
+def stop_process(process):
+    process.send_signal(signal.SIGTERM)
+    process.wait(15)
+
+
 def latent_dim_of(url, model_name):
-    netloc = urllib.parse.urlsplit(url).netloc
-    connection = http.client.HTTPConnection(netloc, timeout=10)
+    connection = http.client.HTTPConnection(urllib.parse.urlsplit(url).netloc, timeout=10)
     connection.request("GET", f"/v1/models/{model_name}/metadata")
     metadata = json.loads(connection.getresponse().read())
     connection.close()
@@ -101,7 +109,46 @@ def run_load(url, model_name, clients, seconds, batch, latent_dim):
         "p50_ms": float(np.percentile(milliseconds, 50)) if len(milliseconds) else float("nan"),
         "p99_ms": float(np.percentile(milliseconds, 99)) if len(milliseconds) else float("nan"),
         "errors": len(errors),
+        "load_average": round(os.getloadavg()[0], 1),
     }
+
+
+def serve_fixed_answers(latent_dim):
+    """The --baseline stand-in: parse the request, send a cached answer with one image per instance."""
+    metadata = json.dumps(
+        {"metadata": {"signature_def": {"signature_def": {"serving_default": {"inputs": {"latent": {
+            "tensor_shape": {"dim": [{"size": "-1"}, {"size": str(latent_dim)}]}}}}}}}}
+    ).encode()
+    answers = {}
+
+    class FixedAnswerHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def do_GET(self):
+            self._send(metadata)
+
+        def do_POST(self):
+            count = len(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["instances"])
+            if count not in answers:
+                answers[count] = json.dumps({"predictions": np.full((count, 28, 28, 1), 0.5, np.float32).tolist()}).encode()
+            self._send(answers[count])
+
+        def _send(self, body):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FixedAnswerHandler)
+    server.daemon_threads = True
+    signal.signal(signal.SIGTERM, lambda signum, frame: threading.Thread(target=server.shutdown).start())
+    print(f"fixed answers on http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
 
 
 def main(argv=None):
@@ -109,38 +156,50 @@ def main(argv=None):
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--onnx", type=pathlib.Path, help="start `keras-dcgan serve --onnx FILE` on a free port and load it")
     target.add_argument("--url", help="load an already running server, e.g. http://127.0.0.1:8501")
+    target.add_argument("--fixed-answer-server", type=int, metavar="LATENT_DIM", help=argparse.SUPPRESS)
     parser.add_argument("--model-name", default="dcgan")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per batch size (default: %(default)s)")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 64], help="batch sizes (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print one JSON line per batch size instead of a table")
+    parser.add_argument("--baseline", action="store_true", help="also load a no-model stand-in, interleaved")
+    parser.add_argument("--json", action="store_true", help="print one JSON line per run instead of a table")
     args = parser.parse_args(argv)
+    if args.fixed_answer_server:
+        serve_fixed_answers(args.fixed_answer_server)
+        return 0
 
-    server = None
-    url = args.url
-    if args.onnx:
-        server, url = start_server(args.onnx, max(args.batch))
+    processes = []
     try:
+        url = args.url
+        if args.onnx:
+            serve = [sys.executable, "-m", "keras_dcgan.cli", "serve", "--onnx", str(args.onnx), "--port", "0",
+                     "--max-batch", str(max(args.batch))]
+            process, url = start_process(serve)
+            processes.append(process)
         latent_dim = latent_dim_of(url, args.model_name)
+        targets = [("server", url)]
+        if args.baseline:
+            process, baseline_url = start_process([sys.executable, __file__, "--fixed-answer-server", str(latent_dim)])
+            processes.append(process)
+            targets.insert(0, ("baseline", baseline_url))
         if not args.json:
             print(f"{url}  {args.clients} clients x {args.seconds:g} s per batch size, latent_dim {latent_dim}, "
                   f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
-            print(f"{'batch':>5} {'predictions/s':>14} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'load avg':>8}")
+            print(f"{'target':>8} {'batch':>5} {'predictions/s':>14} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'load avg':>8}")
         for batch in args.batch:
-            result = run_load(url, args.model_name, args.clients, args.seconds, batch, latent_dim)
-            result["load_average"] = round(os.getloadavg()[0], 1)  # other jobs on the machine skew latency
-            if args.json:
-                print(json.dumps(result), flush=True)
-            else:
-                print(
-                    f"{batch:>5} {result['predictions_per_second']:>14,.0f} {result['requests_per_second']:>11,.0f} "
-                    f"{result['p50_ms']:>8.2f} {result['p99_ms']:>8.2f} {result['errors']:>7} {result['load_average']:>8.1f}",
-                    flush=True,
-                )
+            for name, target_url in targets:
+                result = {"target": name, **run_load(target_url, args.model_name, args.clients, args.seconds, batch, latent_dim)}
+                if args.json:
+                    print(json.dumps(result), flush=True)
+                else:
+                    print(
+                        f"{name:>8} {batch:>5} {result['predictions_per_second']:>14,.0f} {result['requests_per_second']:>11,.0f} "
+                        f"{result['p50_ms']:>8.2f} {result['p99_ms']:>8.2f} {result['errors']:>7} {result['load_average']:>8.1f}",
+                        flush=True,
+                    )
     finally:
-        if server is not None:
-            server.send_signal(signal.SIGTERM)
-            server.wait(15)
+        for process in processes:
+            stop_process(process)
     return 0
 
 
