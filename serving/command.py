@@ -13,6 +13,8 @@ from keras_dcgan.latents import MAX_SEED, latents_from_seeds
 
 DEFAULT_MAX_BATCH = 256
 DEFAULT_MAX_BODY_BYTES = 4 << 20  # a batch of 256 latents of size 100 is ~0.5 MB of JSON
+DEFAULT_MAX_CONNECTIONS = 64
+DEFAULT_IDLE_TIMEOUT_SECONDS = 30.0
 REQUEST_BATCH = 64  # latents per request from `generate` to a server: under any --max-batch, small answers
 
 
@@ -20,6 +22,13 @@ def positive_integer(text):
     value = int(text)
     if value < 1:
         raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_seconds(text):
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"must be more than 0, got {value}")
     return value
 
 
@@ -106,14 +115,15 @@ def add_serve_command(commands):
     serve.add_argument("--version", type=int, default=None, help="version to report (default: the manifest's, else the folder name, else 1)")
     serve.add_argument("--max-batch", type=positive_integer, default=DEFAULT_MAX_BATCH, help="largest batch per request (default: %(default)s)")
     serve.add_argument("--max-body-bytes", type=positive_integer, default=DEFAULT_MAX_BODY_BYTES, help="largest request body (default: %(default)s)")
-    serve.add_argument("--max-connections", type=positive_integer, default=64, help="open connections served at once; more get 503 (default: %(default)s)")
+    serve.add_argument("--max-connections", type=positive_integer, default=DEFAULT_MAX_CONNECTIONS, help="open connections served at once; more get 503 (default: %(default)s)")
+    serve.add_argument("--idle-timeout", type=positive_seconds, default=DEFAULT_IDLE_TIMEOUT_SECONDS, metavar="SECONDS", help="close idle connections and stalled bodies after this long (default: %(default)s)")
     serve.add_argument("--threads", type=positive_integer, default=1, help="onnxruntime threads per request; requests already run in parallel (default: %(default)s)")
     serve.set_defaults(handler=run_serve)
 
 
 def run_serve(args):
     from keras_dcgan.serving.rest_api import PredictionApi
-    from keras_dcgan.serving.server import serve
+    from keras_dcgan.serving.server import ServerLimits, serve
     from keras_dcgan.serving.session import GeneratorSession
 
     session = GeneratorSession(args.onnx, threads=args.threads)
@@ -123,8 +133,9 @@ def run_serve(args):
     def announce(url):
         print(f"serving {args.model_name} version {version} from {args.onnx} on {url}", flush=True)
 
+    limits = ServerLimits(args.max_body_bytes, args.max_connections, args.idle_timeout)
     try:
-        drained = serve(api, args.host, args.port, args.max_body_bytes, args.max_connections, on_ready=announce)
+        drained = serve(api, limits, args.host, args.port, on_ready=announce)
     except OSError as error:  # port taken, address not on this machine, privileged port
         raise ValueError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from error
     print("stopped" if drained else "stopped with requests still in flight", file=sys.stderr, flush=True)

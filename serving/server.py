@@ -6,29 +6,39 @@ onnxruntime releases the GIL while it computes. Measured on a 2-core machine it 
 target of 1,000 predictions/s at batch 1 with p99 under 10 ms (README, section serving).
 
 Hardening: bound to 127.0.0.1 unless told otherwise; bodies above `max_body_bytes` are refused
-before they are read; at most `max_connections` open connections (threads), idle or slow ones
-time out after 30 s; every error is a JSON
+before they are read; at most `max_connections` open connections (threads); idle connections
+and bodies that stop arriving time out (`ServerLimits`); every error is a JSON
 {"error": ...}; SIGTERM or SIGINT stop accepting, let requests in flight finish, and exit 0.
 """
 
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from keras_dcgan.serving import json_response
 from keras_dcgan.serving.rest_api import ApiError
 
-IDLE_TIMEOUT_SECONDS = 30
 DRAIN_TIMEOUT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    max_body_bytes: int
+    max_connections: int  # open connections, each with its own thread
+    idle_timeout_seconds: float  # for an idle keep-alive connection, or a body that stops arriving
 
 
 class PredictionHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse one connection for many requests
     default_request_version = "HTTP/1.0"  # so that errors on garbage request lines still get a status line
-    timeout = IDLE_TIMEOUT_SECONDS
     disable_nagle_algorithm = True  # headers and body go out as separate writes
     server_version = "keras-dcgan-serve"
+
+    def setup(self):
+        self.timeout = self.server.limits.idle_timeout_seconds  # StreamRequestHandler.setup applies it to the socket
+        super().setup()
 
     def do_GET(self):
         self._handle()
@@ -70,9 +80,9 @@ class PredictionHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise ApiError(400, f"invalid Content-Length header: {length!r}")
         length = int(length)
-        if length > self.server.max_body_bytes:
+        if length > self.server.limits.max_body_bytes:
             self.close_connection = True  # the unread body makes the connection unusable
-            raise ApiError(413, f"request body of {length} bytes exceeds this server's limit of {self.server.max_body_bytes} bytes")
+            raise ApiError(413, f"request body of {length} bytes exceeds this server's limit of {self.server.limits.max_body_bytes} bytes")
         try:
             return self.rfile.read(length)
         except TimeoutError as error:
@@ -131,10 +141,10 @@ class PredictionServer(ThreadingHTTPServer):
     daemon_threads = True  # idle keep-alive connections must not hold the process at exit
     request_queue_size = 128
 
-    def __init__(self, address, api, max_body_bytes, max_connections):
+    def __init__(self, address, api, limits):
         self.api = api
-        self.max_body_bytes = max_body_bytes
-        self.connection_slots = threading.BoundedSemaphore(max_connections)  # one thread per open connection
+        self.limits = limits
+        self.connection_slots = threading.BoundedSemaphore(limits.max_connections)  # one thread per open connection
         self.in_flight = InFlight()
         self.stopping = threading.Event()
         super().__init__(address, PredictionHandler)
@@ -167,9 +177,9 @@ class PredictionServer(ThreadingHTTPServer):
             threading.Thread(target=self.shutdown, daemon=True).start()
 
 
-def serve(api, host="127.0.0.1", port=8501, max_body_bytes=4 << 20, max_connections=64, on_ready=None):
+def serve(api, limits, host="127.0.0.1", port=8501, on_ready=None):
     """Serve until SIGTERM/SIGINT, then drain requests in flight. `on_ready(url)` is called once listening."""
-    server = PredictionServer((host, port), api, max_body_bytes, max_connections)
+    server = PredictionServer((host, port), api, limits)
     previous = {sig: signal.signal(sig, lambda signum, frame: server.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         if on_ready is not None:

@@ -324,10 +324,17 @@ def test_connection_limit_and_sigterm_with_a_keep_alive_connection_open(exported
 
 
 @pytest.mark.slow
-def test_sigterm_lets_a_request_in_flight_finish(exported_model, session):
-    server = start_keras_dcgan_serve(exported_model.onnx_path)
+def test_stalled_body_times_out_and_sigterm_lets_a_request_in_flight_finish(exported_model, session):
+    server = start_keras_dcgan_serve(exported_model.onnx_path, "--idle-timeout", 2)
     body = good_latent_body(session.latent_dim, batch=2).encode()
     host, port = urllib.parse.urlsplit(server.url).netloc.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(b"POST %s HTTP/1.1\r\nHost: test\r\nContent-Length: %d\r\n\r\n%s" % (PREDICT.encode(), len(body), body[:10]))
+        response = http.client.HTTPResponse(raw)  # the rest of the body never comes
+        response.begin()
+        assert response.status == 408 and "did not arrive within 2.0 s" in json.loads(response.read())["error"]
+    assert RestClient(server.url).status()["model_version_status"][0]["state"] == "AVAILABLE"
+
     with socket.create_connection((host, int(port)), timeout=10) as raw:
         raw.sendall(b"POST %s HTTP/1.1\r\nHost: test\r\nContent-Length: %d\r\n\r\n%s" % (PREDICT.encode(), len(body), body[:10]))
         time.sleep(0.5)  # the server has read the headers and waits for the rest of the body
