@@ -151,12 +151,7 @@ def check_workers_agree(strategy, step, run_dir):
     """
     if strategy.num_replicas_in_sync == 1:
         return
-
-    @tf.function
-    def gather_steps():
-        return strategy.gather(strategy.run(lambda: tf.constant([step], tf.int64)), axis=0)
-
-    steps = gather_steps().numpy()
+    steps = _gather_steps(strategy, step)
     lowest, highest = int(steps.min()), int(steps.max())
     if lowest != highest:
         raise WorkersDisagree(
@@ -164,3 +159,23 @@ def check_workers_agree(strategy, step, run_dir):
             f"every worker must read the same run directory {run_dir}, with the chief's checkpoints in it. "
             "On a cluster, put --run-dir on storage that all workers share."
         )
+
+
+def finish_together(strategy, step):
+    """A last collective, so that no worker exits while another still works.
+
+    The chief hosts the cluster's coordination service: once it has exited, the other
+    workers' heartbeats fail and TensorFlow aborts their collectives.
+    """
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _gather_steps(strategy, step)
+
+
+def _gather_steps(strategy, step):
+    """Every replica's `step`, gathered on every worker (a collective: all must call it)."""
+
+    @tf.function
+    def gather_steps():
+        return strategy.gather(strategy.run(lambda: tf.constant([step], tf.int64)), axis=0)
+
+    return gather_steps().numpy()

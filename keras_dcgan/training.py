@@ -27,7 +27,7 @@ from keras_dcgan.config import TrainConfig
 from keras_dcgan.data import load_images, steps_per_epoch, training_dataset
 from keras_dcgan.gan import DCGAN
 from keras_dcgan.networks import build_discriminator, build_generator
-from keras_dcgan.strategy import check_workers_agree, describe, is_chief, make_strategy, scratch_dir
+from keras_dcgan.strategy import check_workers_agree, describe, finish_together, is_chief, make_strategy, scratch_dir
 
 CONFIG_FILE = "config.json"
 GENERATOR_FILE = "generator.keras"
@@ -165,8 +165,9 @@ def _train(config, write_dir, chief, resuming, verbose):
     if images_per_second:
         print(f"Trained {final_step - start_step} steps ({trained_images} images) in {seconds:.1f} s: "
               f"{images_per_second:.0f} images/s. Generator: {os.path.join(config.run_dir, GENERATOR_FILE)}")
-    # Every worker prints it: equal digests show the workers ended with identical weights.
-    print(f"Weights sha256: generator {weights_digest(model.generator)}, "
+    finish_together(strategy, final_step)
+    # Every worker prints it (the generator as saved): equal digests show the workers ended identical.
+    print(f"Weights sha256: generator {weights_digest(generator)}, "
           f"discriminator {weights_digest(model.discriminator)} (step {final_step})")
     return TrainingResult(config.run_dir, start_step, final_step, images_per_second, history)
 
