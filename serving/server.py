@@ -3,8 +3,8 @@
 Why `http.server.ThreadingHTTPServer`: it ships with Python, so a device needs nothing beyond
 numpy, onnxruntime and Pillow; a thread per connection runs requests concurrently, and
 onnxruntime releases the GIL while it computes. Measured on a shared 2-core machine: 1,455 to
-3,244 predictions/s at batch 1 (target 1,000), p99 6.4-8.3 ms when the machine was not
-overloaded and far more when it was, like a no-model baseline (README, section serving).
+3,244 predictions/s at batch 1 (target 1,000); p99 6.4-8.3 ms in quieter windows, 18-83 ms
+while other jobs held the cores (README, section serving, with a no-model baseline).
 At batch 1 most of a request's time is the model itself; JSON goes through orjson when installed.
 
 Hardening: bound to 127.0.0.1 unless told otherwise; bodies above `max_body_bytes` are refused
