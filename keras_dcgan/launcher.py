@@ -12,6 +12,7 @@ TensorFlow is not imported here: the launcher stays a light parent process.
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -89,7 +90,7 @@ def _stream(worker_index, pipe, output, lock):
     pipe.close()
 
 
-def launch(command, workers, env=None, output=None, poll_seconds=0.2, stop_grace_seconds=10.0):
+def launch(command, workers, env=None, output=None, stop_grace_seconds=10.0):
     """Run `command` (an argv list) as `workers` cluster workers; return when all succeeded.
 
     Raises WorkerFailed naming the first worker that failed, after stopping the others
@@ -120,23 +121,32 @@ def launch(command, workers, env=None, output=None, poll_seconds=0.2, stop_grace
             with lock:
                 output.write(f"[launcher] worker {index}: pid {process.pid}, {addresses[index]}\n")
                 output.flush()
-        failed = _wait_for_all(running, poll_seconds)
+        failed = _wait_for_all(running)
     finally:
         _stop(running, stop_grace_seconds)
     if failed is not None:
         raise WorkerFailed(failed.index, failed.process.returncode)
 
 
-def _wait_for_all(running, poll_seconds):
-    """The first worker to fail, or None when all exited with 0."""
-    while True:
-        states = [(worker, worker.process.poll()) for worker in running]
-        for worker, returncode in states:
-            if returncode not in (None, 0):
-                return worker
-        if all(returncode == 0 for _, returncode in states):
-            return None
-        time.sleep(poll_seconds)
+def _wait_for_all(running):
+    """The first worker to fail, or None when all exited with 0.
+
+    One waiting thread per worker reports exits in the order they happen: when a worker is
+    killed, the others fail a moment later, and the one to name is the first.
+    """
+    exits = queue.Queue()
+    for worker in running:
+        threading.Thread(target=lambda worker=worker: exits.put((worker, worker.process.wait())), daemon=True).start()
+    for _ in running:
+        while True:
+            try:
+                worker, returncode = exits.get(timeout=0.5)  # a timeout keeps Ctrl-C responsive
+                break
+            except queue.Empty:
+                continue
+        if returncode != 0:
+            return worker
+    return None
 
 
 def _stop(running, grace_seconds):
