@@ -91,14 +91,31 @@ def test_a_killed_worker_is_named_with_its_signal():
     assert "worker 1 was killed by SIGKILL" in str(failure) and failure.exit_code == 128 + signal.SIGKILL
 
 
-def test_auto_strategy_follows_tf_config(monkeypatch):
+def test_auto_strategy_checks_tf_config_then_gpus_then_tpu(monkeypatch):
+    gpus, tpu = [], None
+    monkeypatch.setattr(strategy.tf.config, "list_logical_devices", lambda kind: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(strategy, "_tpu_resolver", lambda: tpu)
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    assert strategy.resolve_strategy_name("auto") == "default"  # no GPU, no TPU on this machine
+    assert strategy.resolve_strategy_name("auto") == "default"
+    tpu = "a resolver"
+    assert strategy.resolve_strategy_name("auto") == "tpu"
+    gpus = ["GPU:0", "GPU:1"]
+    assert strategy.resolve_strategy_name("auto") == "mirrored"
     monkeypatch.setenv("TF_CONFIG", launcher.tf_config(["127.0.0.1:1", "127.0.0.1:2"], 1))
     assert strategy.resolve_strategy_name("auto") == "multi-worker"
+    assert strategy.resolve_strategy_name("default") == "default"  # an explicit choice stays
+
+
+def test_worker_zero_is_the_chief_unless_the_cluster_has_one(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert strategy.is_chief()  # a single process
+    monkeypatch.setenv("TF_CONFIG", launcher.tf_config(["127.0.0.1:1", "127.0.0.1:2"], 1))
     assert not strategy.is_chief()
     monkeypatch.setenv("TF_CONFIG", launcher.tf_config(["127.0.0.1:1", "127.0.0.1:2"], 0))
     assert strategy.is_chief()
+    with_chief = {"cluster": {"chief": ["127.0.0.1:3"], "worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(with_chief))
+    assert not strategy.is_chief()
 
 
 @pytest.mark.parametrize(
@@ -112,10 +129,15 @@ def test_a_bad_tf_config_is_refused_clearly(monkeypatch, tf_config, expected):
         strategy.read_tf_config()
 
 
-def test_workers_refuse_a_single_process_strategy(tmp_path):
-    completed = run_cli("fit", "--workers", "2", "--strategy", "mirrored", "--run-dir", tmp_path / "run", timeout=60)
+@pytest.mark.parametrize(
+    "flags, expected",
+    [(["--workers", "2", "--strategy", "mirrored"], "--workers runs a multi-worker job"),
+     (["--workers", "0"], "--workers must be at least 1, got 0")],
+)
+def test_bad_worker_flags_exit_2_with_a_message(tmp_path, flags, expected):
+    completed = run_cli("fit", *flags, "--run-dir", tmp_path / "run", timeout=60)
     assert completed.returncode == 2
-    assert "--workers runs a multi-worker job" in completed.stderr
+    assert expected in completed.stderr
 
 
 # ---------------------------------------------------------------- real multi-worker runs (slow)
