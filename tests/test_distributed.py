@@ -189,7 +189,9 @@ def test_two_workers_share_every_global_batch_and_see_each_example_once_per_epoc
 def test_two_workers_end_identical_and_only_the_chief_writes(tmp_path, trained_run_dir):
     run_dir, scratch = tmp_path / "run", tmp_path / "scratch"
     scratch.mkdir()
-    config = small_config(run_dir)  # the same job as trained_run_dir, which ran in one process
+    # The job of trained_run_dir (one process), with a weight average of the generator saved at the
+    # end (--generator-ema: it leaves training, hence the losses, unchanged).
+    config = small_config(run_dir, generator_ema=0.9)
     completed = run_cli(
         "fit", "--workers", "2", *launcher.fit_flags(config), env={"TMPDIR": str(scratch)}, timeout=STEP_TIMEOUT_SECONDS
     )
@@ -339,7 +341,7 @@ print("HISTORIES", json.dumps(histories))
 @pytest.mark.slow
 def test_mirrored_over_two_logical_cpus_logs_the_same_loss_scale_as_one_device(tmp_path):
     configs = {
-        name: small_config(tmp_path / name, strategy=name).to_dict() for name in ("mirrored", "default")
+        name: small_config(tmp_path / name, strategy=name, generator_ema=0.9).to_dict() for name in ("mirrored", "default")
     }
     completed = subprocess.run(
         [sys.executable, "-c", MIRRORED_SCRIPT, json.dumps(configs)],
@@ -349,5 +351,7 @@ def test_mirrored_over_two_logical_cpus_logs_the_same_loss_scale_as_one_device(t
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "Training with MirroredStrategy: 2 replicas; global batch 64, 32 per replica." in completed.stdout
     assert "Training with default strategy: 1 replica; global batch 64, 64 per replica." in completed.stdout
+    for name in ("mirrored", "default"):  # the weight average was written out under both strategies
+        assert (tmp_path / name / "generator.keras").exists()
     histories = json.loads(completed.stdout.split("HISTORIES ", 1)[1])
     assert_same_loss_scale(histories["mirrored"], histories["default"], "MirroredStrategy on 2 CPUs vs 1 device")
