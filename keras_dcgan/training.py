@@ -89,8 +89,6 @@ def train(config, verbose="auto"):
 def _train(config, write_dir, chief, resuming, verbose):
     examples = load_images(config, "train")
     os.makedirs(write_dir, exist_ok=True)
-    if chief and not resuming:
-        config.save(os.path.join(write_dir, CONFIG_FILE))
 
     keras.mixed_precision.set_dtype_policy(config.precision)
     strategy = make_strategy(config.strategy)
@@ -99,6 +97,8 @@ def _train(config, write_dir, chief, resuming, verbose):
         raise ValueError(
             f"batch_size {config.batch_size} is the global batch and must split evenly over the {replicas} replicas"
         )
+    if chief and not resuming:  # only once the run can start: a refused run leaves no config.json
+        config.save(os.path.join(write_dir, CONFIG_FILE))
     print(f"Training with {describe(strategy)}; global batch {config.batch_size}, "
           f"{config.batch_size // replicas} per replica.")
     with strategy.scope():

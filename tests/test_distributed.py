@@ -331,9 +331,12 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from keras_dcgan.config import TrainConfig
 from keras_dcgan.training import train
 
-histories = {}
-for name, values in json.loads(sys.argv[1]).items():
-    histories[name] = train(TrainConfig.from_dict(values), verbose=0).history
+configs = json.loads(sys.argv[1])
+try:  # 63 images cannot be split evenly over 2 replicas
+    train(TrainConfig.from_dict({**configs["mirrored"], "batch_size": 63}), verbose=0)
+except ValueError as error:
+    print("REFUSED", error)
+histories = {name: train(TrainConfig.from_dict(values), verbose=0).history for name, values in configs.items()}
 print("HISTORIES", json.dumps(histories))
 """
 
@@ -353,5 +356,6 @@ def test_mirrored_over_two_logical_cpus_logs_the_same_loss_scale_as_one_device(t
     assert "Training with default strategy: 1 replica; global batch 64, 64 per replica." in completed.stdout
     for name in ("mirrored", "default"):  # the weight average was written out under both strategies
         assert (tmp_path / name / "generator.keras").exists()
+    assert "REFUSED batch_size 63 is the global batch and must split evenly over the 2 replicas" in completed.stdout
     histories = json.loads(completed.stdout.split("HISTORIES ", 1)[1])
     assert_same_loss_scale(histories["mirrored"], histories["default"], "MirroredStrategy on 2 CPUs vs 1 device")
