@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import throughput  # noqa: E402
 import tutorial_dcgan  # noqa: E402
 
+from keras_dcgan import image_grid  # noqa: E402
 from keras_dcgan.config import TrainConfig  # noqa: E402
 from keras_dcgan.data import steps_per_epoch  # noqa: E402
 from keras_dcgan.evaluation.command import make_evaluator  # noqa: E402
@@ -85,6 +86,7 @@ def main(argv=None):
     parser.add_argument("--variants", default="defaults=", help="NAME=FIELD:VALUE,...;NAME=... (TrainConfig overrides)")
     parser.add_argument("--no-tutorial", action="store_true")
     parser.add_argument("--json", default=None, help="write every measurement here")
+    parser.add_argument("--grids", default=None, help="folder for an 8x8 sample grid (seeds 0-63) per model and epoch")
     args = parser.parse_args(argv)
 
     evaluator = make_evaluator(data_dir=args.data_dir)
@@ -110,6 +112,8 @@ def main(argv=None):
                 scores = evaluator.evaluate(np.concatenate([sample(latents[i : i + 500]) for i in range(0, len(latents), 500)]))
                 record = {"model": name, "epoch": epoch, "train_seconds": clocks[model.name], **scores.to_dict()}
                 records.append(record)
+                if args.grids:
+                    write_grid(os.path.join(args.grids, f"{name.replace('/', '-')}-epoch{epoch:02d}.png"), sample, _latent_dim(model))
                 print(
                     f"epoch {epoch:2d} {name:22} {clocks[model.name]:7.0f} s  FCD {scores.fcd:8.3f}  "
                     f"score {scores.classifier_score:.3f}  KL {scores.class_kl:.4f}  "
@@ -121,6 +125,12 @@ def main(argv=None):
             with open(args.json, "w") as file:
                 json.dump({"real": real.to_dict(), "records": records}, file, indent=1)
     summarize(records)
+
+
+def write_grid(path, sample, latent_dim):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    images = image_grid.to_uint8(sample(latents_from_seeds(range(64), latent_dim)), value_range=(0.0, 1.0))
+    image_grid.write_png(path, image_grid.tile(images, columns=8))
 
 
 def _latent_dim(model):
