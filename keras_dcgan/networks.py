@@ -51,33 +51,20 @@ def _batch_norm(name):
 
 def _upsample(filters, mode, name, seed, activation=None, use_bias=False, dtype=None):
     """Double height and width, ending in `filters` channels (`dtype`: override the policy)."""
+    convolution = dict(
+        padding="same",
+        use_bias=use_bias,
+        activation=activation,
+        kernel_initializer=_initializer(seed),
+        dtype=dtype,
+        name=name,
+    )
     if mode == "transpose":
-        return [
-            layers.Conv2DTranspose(
-                filters,
-                KERNEL_SIZE,
-                strides=2,
-                padding="same",
-                use_bias=use_bias,
-                activation=activation,
-                kernel_initializer=_initializer(seed),
-                dtype=dtype,
-                name=name,
-            )
-        ]
+        return [layers.Conv2DTranspose(filters, KERNEL_SIZE, strides=2, **convolution)]
     if mode == "resize-conv":
         return [
             layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize"),
-            layers.Conv2D(
-                filters,
-                3,
-                padding="same",
-                use_bias=use_bias,
-                activation=activation,
-                kernel_initializer=_initializer(seed),
-                dtype=dtype,
-                name=name,
-            ),
+            layers.Conv2D(filters, 3, **convolution),
         ]
     raise ValueError(f"upsampling must be 'transpose' or 'resize-conv', got {mode!r}")
 
