@@ -30,7 +30,7 @@ from keras_dcgan import image_grid  # noqa: E402
 from keras_dcgan.config import TrainConfig  # noqa: E402
 from keras_dcgan.data import steps_per_epoch  # noqa: E402
 from keras_dcgan.evaluation.command import make_evaluator  # noqa: E402
-from keras_dcgan.evaluation.generators import inference_generator  # noqa: E402
+from keras_dcgan.inference_generator import inference_generator  # noqa: E402
 from keras_dcgan.latents import latents_from_seeds  # noqa: E402
 
 

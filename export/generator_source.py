@@ -19,7 +19,7 @@ import tensorflow as tf
 from keras_dcgan.checkpoints import epoch_checkpoint_path
 from keras_dcgan.config import TrainConfig
 from keras_dcgan.evaluation.during_training import METRICS_FILE, SCALARS
-from keras_dcgan.evaluation.generators import inference_generator
+from keras_dcgan.inference_generator import inference_generator
 from keras_dcgan.export.errors import ExportError
 from keras_dcgan.networks import build_generator
 from keras_dcgan.training import CONFIG_FILE, GENERATOR_FILE

@@ -155,7 +155,7 @@ def _train(config, write_dir, chief, resuming, verbose):
     images_per_second = trained_images / seconds if trained_images else None
     generator = model.generator
     if config.generator_ema:
-        from keras_dcgan.evaluation.generators import inference_generator
+        from keras_dcgan.inference_generator import inference_generator
 
         # The weight average, in float32, with BatchNorm statistics re-estimated for it.
         # Under the strategy's scope: the optimiser writes the average into the copy through it.

@@ -19,8 +19,8 @@ import keras
 import numpy as np
 
 from keras_dcgan.evaluation.command import make_evaluator
-from keras_dcgan.evaluation.generators import inference_generator
 from keras_dcgan.evaluation.report import write_json
+from keras_dcgan.inference_generator import inference_generator
 from keras_dcgan.latents import latents_from_seeds
 
 METRICS_FILE = "metrics.json"
@@ -75,10 +75,14 @@ class QualityEvaluation(keras.callbacks.Callback):
         import tensorflow as tf
 
         model, config = self.model, self.config
-        averaged = inference_generator(config, model.generator, model.generator_optimizer)
+        # Under the training strategy's scope: the optimiser writes its average into the copy
+        # through it (outside, MirroredStrategy fails with an AssertionError).
+        with model.distribute_strategy.scope():
+            averaged = inference_generator(config, model.generator, model.generator_optimizer)
+            raw = inference_generator(config, model.generator) if config.generator_ema else None
         results = {"": self._scores(averaged)}
-        if config.generator_ema:
-            results["raw_"] = self._scores(inference_generator(config, model.generator))
+        if raw is not None:
+            results["raw_"] = self._scores(raw)
         writer = tf.summary.create_file_writer(self.log_dir)
         with writer.as_default():
             for prefix, scores in results.items():

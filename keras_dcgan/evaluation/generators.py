@@ -16,6 +16,8 @@ from typing import Callable
 
 import numpy as np
 
+from keras_dcgan.inference_generator import float32_generator, read_epoch_checkpoint
+
 CONFIG_FILE = "config.json"
 GENERATOR_FILE = "generator.keras"
 MANIFEST_FILE = "manifest.json"
@@ -59,61 +61,6 @@ def open_generator(path, epoch=None):
     )
 
 
-def _float32_generator(config):
-    """build_generator follows Keras' global dtype policy: build in float32 whatever it is."""
-    import keras
-
-    from keras_dcgan.networks import build_generator
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        return build_generator(config)
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def inference_generator(config, generator, generator_optimizer=None):
-    """A float32 copy of a training generator (weights and BatchNorm statistics) for sampling.
-
-    If the optimiser keeps a moving average of the weights (`generator_ema`), the copy holds
-    that average, as generator.keras does at the end of training.
-    """
-    copy = _float32_generator(config)
-    copy.set_weights([np.asarray(weights, dtype=np.float32) for weights in generator.get_weights()])
-    if generator_optimizer is not None and generator_optimizer.use_ema:
-        generator_optimizer.finalize_variable_values(copy.trainable_variables)
-        recalibrate_batch_norm(copy, config.latent_dim)
-    return copy
-
-
-def recalibrate_batch_norm(generator, latent_dim, batches=50, batch_size=256, seed=0):
-    """Re-estimate BatchNorm moving statistics for the generator's current weights.
-
-    The statistics saved with the weights were gathered by the last weights, not by their
-    average; running the averaged generator in training mode on fresh latents (its BatchNorm
-    momentum is 0.9: 50 batches leave 0.5 % of the old values) makes them its own.
-    """
-    generator_rng = np.random.default_rng(seed)
-    for _ in range(batches):
-        generator(generator_rng.standard_normal((batch_size, latent_dim)).astype(np.float32), training=True)
-
-
-def _read_epoch_checkpoint(generator, config, path):
-    """The generator of an epoch checkpoint, with its moving average if the run keeps one."""
-    import keras
-    import tensorflow as tf
-
-    if not config.generator_ema:
-        tf.train.Checkpoint(generator=generator).read(path).expect_partial()
-        return
-    optimizer = keras.optimizers.Adam(use_ema=True, ema_momentum=config.generator_ema)
-    optimizer.build(generator.trainable_variables)
-    tf.train.Checkpoint(generator=generator, generator_optimizer=optimizer).read(path).expect_partial()
-    optimizer.finalize_variable_values(generator.trainable_variables)
-    recalibrate_batch_norm(generator, config.latent_dim)
-
-
 def _open_run(run_dir, epoch):
     import keras
 
@@ -121,7 +68,7 @@ def _open_run(run_dir, epoch):
     from keras_dcgan.config import TrainConfig
 
     config = TrainConfig.load(os.path.join(run_dir, CONFIG_FILE))
-    generator = _float32_generator(config)
+    generator = float32_generator(config)
     if epoch is None:
         path = os.path.join(run_dir, GENERATOR_FILE)
         if not os.path.exists(path):
@@ -130,7 +77,7 @@ def _open_run(run_dir, epoch):
         description = f"{run_dir} ({GENERATOR_FILE})"
     else:
         path = epoch_checkpoint_path(os.path.join(run_dir, "checkpoints"), epoch)
-        _read_epoch_checkpoint(generator, config, path)
+        read_epoch_checkpoint(generator, config, path)
         description = f"{run_dir} (epoch {epoch}{', weight average' if config.generator_ema else ''})"
 
     def generate_batch(latents):

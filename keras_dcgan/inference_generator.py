@@ -1,0 +1,65 @@
+"""A float32 generator for sampling, from a training model or from an epoch checkpoint.
+
+Training may run under `mixed_bfloat16` and may keep a moving average of the generator's
+weights in its Adam optimiser (`--generator-ema`). Everything that samples from a trained
+generator (generator.keras at the end of `fit`, `export`, `evaluate`) wants the same thing:
+float32 layers, the averaged weights where there is an average, and BatchNorm statistics that
+belong to those weights. This module is that one recipe.
+"""
+
+import numpy as np
+
+
+def float32_generator(config):
+    """build_generator follows Keras' global dtype policy: build in float32 whatever it is."""
+    import keras
+
+    from keras_dcgan.networks import build_generator
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        return build_generator(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def inference_generator(config, generator, generator_optimizer=None):
+    """A float32 copy of a training generator (weights and BatchNorm statistics) for sampling.
+
+    If the optimiser keeps a moving average of the weights (`generator_ema`), the copy holds
+    that average, as generator.keras does at the end of training.
+    """
+    copy = float32_generator(config)
+    copy.set_weights([np.asarray(weights, dtype=np.float32) for weights in generator.get_weights()])
+    if generator_optimizer is not None and generator_optimizer.use_ema:
+        generator_optimizer.finalize_variable_values(copy.trainable_variables)
+        recalibrate_batch_norm(copy, config.latent_dim)
+    return copy
+
+
+def recalibrate_batch_norm(generator, latent_dim, batches=50, batch_size=256, seed=0):
+    """Re-estimate BatchNorm moving statistics for the generator's current weights.
+
+    The statistics saved with the weights were gathered by the last weights, not by their
+    average; running the averaged generator in training mode on fresh latents (its BatchNorm
+    momentum is 0.9: 50 batches leave 0.5 % of the old values) makes them its own.
+    """
+    generator_rng = np.random.default_rng(seed)
+    for _ in range(batches):
+        generator(generator_rng.standard_normal((batch_size, latent_dim)).astype(np.float32), training=True)
+
+
+def read_epoch_checkpoint(generator, config, path):
+    """The generator of an epoch checkpoint, with its moving average if the run keeps one."""
+    import keras
+    import tensorflow as tf
+
+    if not config.generator_ema:
+        tf.train.Checkpoint(generator=generator).read(path).expect_partial()
+        return
+    optimizer = keras.optimizers.Adam(use_ema=True, ema_momentum=config.generator_ema)
+    optimizer.build(generator.trainable_variables)
+    tf.train.Checkpoint(generator=generator, generator_optimizer=optimizer).read(path).expect_partial()
+    optimizer.finalize_variable_values(generator.trainable_variables)
+    recalibrate_batch_norm(generator, config.latent_dim)
