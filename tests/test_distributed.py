@@ -343,9 +343,9 @@ print("HISTORIES", json.dumps(histories))
 
 @pytest.mark.slow
 def test_mirrored_over_two_logical_cpus_logs_the_same_loss_scale_as_one_device(tmp_path):
-    configs = {
-        name: small_config(tmp_path / name, strategy=name, generator_ema=0.9).to_dict() for name in ("mirrored", "default")
-    }
+    # --eval-every with --generator-ema too: scoring the weight average needs the strategy's scope.
+    evaluation = dict(generator_ema=0.9, eval_every=2, eval_samples=256, cache_dir=str(tmp_path / "classifier"))
+    configs = {name: small_config(tmp_path / name, strategy=name, **evaluation).to_dict() for name in ("mirrored", "default")}
     completed = subprocess.run(
         [sys.executable, "-c", MIRRORED_SCRIPT, json.dumps(configs)],
         capture_output=True, text=True, timeout=STEP_TIMEOUT_SECONDS, cwd=REPO_ROOT,
@@ -354,8 +354,10 @@ def test_mirrored_over_two_logical_cpus_logs_the_same_loss_scale_as_one_device(t
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "Training with MirroredStrategy: 2 replicas; global batch 64, 32 per replica." in completed.stdout
     assert "Training with default strategy: 1 replica; global batch 64, 64 per replica." in completed.stdout
-    for name in ("mirrored", "default"):  # the weight average was written out under both strategies
+    for name in ("mirrored", "default"):  # the weight average was written out and scored under both strategies
         assert (tmp_path / name / "generator.keras").exists()
+        scored = json.loads((tmp_path / name / "metrics.json").read_text())["epochs"][-1]
+        assert scored["epoch"] == 2 and scored["fcd"] > 0 and "raw_fcd" in scored
     assert "REFUSED batch_size 63 is the global batch and must split evenly over the 2 replicas" in completed.stdout
     histories = json.loads(completed.stdout.split("HISTORIES ", 1)[1])
     assert_same_loss_scale(histories["mirrored"], histories["default"], "MirroredStrategy on 2 CPUs vs 1 device")
