@@ -2,9 +2,9 @@
 
 Why `http.server.ThreadingHTTPServer`: it ships with Python, so a device needs nothing beyond
 numpy, onnxruntime and Pillow; a thread per connection runs requests concurrently, and
-onnxruntime releases the GIL while it computes. Measured on a shared 2-core machine: 1,455 to
-3,244 predictions/s at batch 1 (target 1,000); p99 6.4-8.3 ms in quieter windows, 18-83 ms
-while other jobs held the cores (README, section serving, with a no-model baseline).
+onnxruntime releases the GIL while it computes. Measured on an idle 2-core machine: 3,463
+predictions/s at batch 1 with p99 5.7 ms (targets: 1,000/s, 10 ms); 1,455-3,244/s with p99
+18-83 ms while other jobs held the cores (README, section serving, with a no-model baseline).
 At batch 1 most of a request's time is the model itself; JSON goes through orjson when installed.
 
 Hardening: bound to 127.0.0.1 unless told otherwise; bodies above `max_body_bytes` are refused
