@@ -4,10 +4,9 @@ Either way the result is a float32 generator freshly built from the run's config
 `mixed_bfloat16` run's weights are float32 variables, copied over), so exports always compute
 in float32 and their BatchNorm layers run on the moving statistics (inference mode). For a run
 with `generator_ema`, an epoch checkpoint gives the weight average with re-estimated BatchNorm
-statistics, through the same `inference_generator` that training uses for generator.keras.
+statistics (`keras_dcgan.inference_generator`, the recipe training uses for generator.keras).
 """
 
-import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -16,12 +15,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_dcgan.checkpoints import epoch_checkpoint_path
+from keras_dcgan.checkpoints import epoch_checkpoint_path, saved_epochs
 from keras_dcgan.config import TrainConfig
 from keras_dcgan.evaluation.during_training import METRICS_FILE, SCALARS
-from keras_dcgan.inference_generator import inference_generator
+from keras_dcgan.inference_generator import float32_generator, read_epoch_checkpoint
 from keras_dcgan.export.errors import ExportError
-from keras_dcgan.networks import build_generator
 from keras_dcgan.training import CONFIG_FILE, GENERATOR_FILE
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -64,35 +62,19 @@ def _load_config(run_dir):
         raise ExportError(f"{path} is not a valid training config: {error}") from error
 
 
-@contextlib.contextmanager
-def _float32_policy():
-    """build_generator follows Keras' global dtype policy: make it float32 for the build only."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def _build(config):
-    with _float32_policy():
-        return build_generator(config)
-
-
 def _final_generator(run_dir, config):
     path = os.path.join(run_dir, GENERATOR_FILE)
     checkpoints = os.path.join(run_dir, CHECKPOINTS_DIR)
     if not os.path.exists(path):
         raise ExportError(
             f"{run_dir} has no {GENERATOR_FILE} (training has not finished); "
-            f"export a checkpoint with --epoch N instead (saved epochs: {_saved_epochs(checkpoints) or 'none'})"
+            f"export a checkpoint with --epoch N instead (saved epochs: {saved_epochs(checkpoints) or 'none'})"
         )
     try:
         saved = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises ValueError, zipfile.BadZipFile, OSError... for a damaged file
         raise ExportError(f"{path} cannot be loaded ({type(error).__name__}: {error}); is it corrupt?") from error
-    generator = _build(config)
+    generator = float32_generator(config)
     try:
         generator.set_weights(saved.get_weights())
     except ValueError as error:
@@ -115,23 +97,12 @@ def _epoch_generator(run_dir, config, epoch):
 
 def _restore(config, path):
     """The checkpoint's generator (its weight average if the run keeps one); every variable must be found."""
-    generator = _build(config)
-    objects = {"generator": generator}
-    optimizer = None
-    if config.generator_ema:  # the average lives in the generator's optimiser
-        optimizer = keras.optimizers.Adam(use_ema=True, ema_momentum=config.generator_ema)
-        optimizer.build(generator.trainable_variables)
-        objects["generator_optimizer"] = optimizer
+    generator = float32_generator(config)
     try:
-        status = tf.train.Checkpoint(**objects).read(path)
-        status.assert_existing_objects_matched()
-        status.expect_partial()  # the discriminator and the rest of the file are not wanted here
-    except Exception as error:  # a damaged file surfaces as OpError, IndexError, AssertionError, ValueError...
-        raise ExportError(
-            f"checkpoint {path} cannot be restored into the generator of this run's config "
-            f"({type(error).__name__}: {str(error).strip()[:500]}); is it corrupt?"
-        ) from error
-    return inference_generator(config, generator, optimizer) if optimizer else generator
+        read_epoch_checkpoint(generator, config, path)
+    except ValueError as error:
+        raise ExportError(str(error)) from error
+    return generator
 
 
 def _step(path):
@@ -142,23 +113,13 @@ def _step(path):
         return None
 
 
-def _saved_epochs(checkpoints):
-    if not os.path.isdir(checkpoints):
-        return []
-    return sorted(
-        int(name[len("epoch-") : -len(".index")])
-        for name in os.listdir(checkpoints)
-        if name.startswith("epoch-") and name.endswith(".index") and name[len("epoch-") : -len(".index")].isdigit()
-    )
-
-
 def _matching_epoch(generator, config, checkpoints):
     """(epoch, step) of the newest epoch checkpoint if generator.keras holds its weights, else (None, None).
 
     generator.keras is written right after the last epoch's checkpoint, so they normally match;
     a run resumed for more epochs and stopped early would not, and then the step is unknown.
     """
-    epochs = _saved_epochs(checkpoints)
+    epochs = saved_epochs(checkpoints)
     if not epochs:
         return None, None
     path = os.path.join(checkpoints, f"epoch-{epochs[-1]}")

@@ -77,14 +77,18 @@ def _number(checkpoint_path):
     return int(checkpoint_path.rsplit("-", 1)[1])
 
 
+def saved_epochs(directory):
+    """The epochs N for which `directory` holds an epoch-N checkpoint, in order."""
+    if not tf.io.gfile.isdir(directory):
+        return []
+    numbers = (name[len(EPOCH_PREFIX) + 1 : -len(".index")] for name in tf.io.gfile.listdir(directory)
+               if name.startswith(f"{EPOCH_PREFIX}-") and name.endswith(".index"))
+    return sorted(int(number) for number in numbers if number.isdigit())
+
+
 def epoch_checkpoint_path(directory, epoch):
     """Path prefix of the checkpoint saved at the end of `epoch`, checked to exist."""
     path = os.path.join(directory, f"{EPOCH_PREFIX}-{epoch}")
     if not tf.io.gfile.exists(f"{path}.index"):
-        available = sorted(
-            int(name[len(EPOCH_PREFIX) + 1 : -len(".index")])
-            for name in tf.io.gfile.listdir(directory)
-            if name.startswith(f"{EPOCH_PREFIX}-") and name.endswith(".index")
-        ) if tf.io.gfile.isdir(directory) else []
-        raise ValueError(f"{directory}: no checkpoint for epoch {epoch}; saved epochs: {available or 'none'}")
+        raise ValueError(f"{directory}: no checkpoint for epoch {epoch}; saved epochs: {saved_epochs(directory) or 'none'}")
     return path

@@ -51,15 +51,29 @@ def recalibrate_batch_norm(generator, latent_dim, batches=50, batch_size=256, se
 
 
 def read_epoch_checkpoint(generator, config, path):
-    """The generator of an epoch checkpoint, with its moving average if the run keeps one."""
+    """Load the generator of an epoch checkpoint into `generator`, with its moving average if the run keeps one.
+
+    Every variable of the generator must be found in the checkpoint (the discriminator and
+    the rest of the file are not wanted); otherwise a ValueError says the file does not fit.
+    """
     import keras
     import tensorflow as tf
 
-    if not config.generator_ema:
-        tf.train.Checkpoint(generator=generator).read(path).expect_partial()
-        return
-    optimizer = keras.optimizers.Adam(use_ema=True, ema_momentum=config.generator_ema)
-    optimizer.build(generator.trainable_variables)
-    tf.train.Checkpoint(generator=generator, generator_optimizer=optimizer).read(path).expect_partial()
-    optimizer.finalize_variable_values(generator.trainable_variables)
-    recalibrate_batch_norm(generator, config.latent_dim)
+    objects = {"generator": generator}
+    optimizer = None
+    if config.generator_ema:  # the average lives in the generator's optimiser
+        optimizer = keras.optimizers.Adam(use_ema=True, ema_momentum=config.generator_ema)
+        optimizer.build(generator.trainable_variables)
+        objects["generator_optimizer"] = optimizer
+    try:
+        status = tf.train.Checkpoint(**objects).read(path)
+        status.assert_existing_objects_matched()
+        status.expect_partial()
+    except Exception as error:  # a damaged file surfaces as OpError, IndexError, AssertionError, ValueError...
+        raise ValueError(
+            f"checkpoint {path} cannot be restored into the generator of this run's config "
+            f"({type(error).__name__}: {str(error).strip()[:500]}); is it corrupt?"
+        ) from error
+    if optimizer is not None:
+        optimizer.finalize_variable_values(generator.trainable_variables)
+        recalibrate_batch_norm(generator, config.latent_dim)
