@@ -7,9 +7,16 @@ with a tanh output; LeakyReLU(0.2) in the discriminator; weights from N(0, 0.02)
 Sizes for 28x28x1 (f = generator_filters, d = discriminator_filters):
 
     generator      latent -> Dense 7*7*2f -> BN, ReLU -> reshape 7x7x2f
-                   -> up x2 to 14x14xf -> BN, ReLU -> up x2 to 28x28x1 -> tanh
+                   -> up x2 to 14x14xf -> BN, ReLU
+                   -> [conv 3x3/1 to 14x14xf -> BN, ReLU] x generator_refine_convs
+                   -> up x2 to 28x28x1 -> tanh
     discriminator  28x28x1 -> conv 4x4/2 to 14x14xd -> LeakyReLU
                    -> conv 4x4/2 to 7x7x2d -> BN, LeakyReLU -> flatten -> Dense 1 (a logit)
+
+The paper's generators have only (transposed) convolutions that upsample; with just two of
+them at 28x28, the layer that draws the strokes sees little. The stride-1 "refine" convolutions
+at 14x14 give it that capacity cheaply: one of them cut the FCD at equal training time by
+about 40 % (README, quality section).
 
 "Up x2" is a 4x4 transposed convolution with stride 2 (the paper's; kernel divisible by
 the stride, which avoids most checkerboard artifacts) or, with `upsampling="resize-conv"`,
@@ -69,10 +76,21 @@ def _upsample(filters, mode, name, seed, activation=None, use_bias=False, dtype=
     raise ValueError(f"upsampling must be 'transpose' or 'resize-conv', got {mode!r}")
 
 
+def _refine(filters, index, seed):
+    """A stride-1 3x3 convolution with BatchNorm and ReLU at 14x14."""
+    name = f"refine_14x14_{index}"
+    return [
+        layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=_initializer(seed), name=name),
+        _batch_norm(f"{name}_bn"),
+        layers.ReLU(name=f"{name}_relu"),
+    ]
+
+
 def build_generator(config):
     """latent [batch, latent_dim] -> images [batch, 28, 28, 1] in [-1, 1]."""
     filters = config.generator_filters
     seed = config.seed
+    refine = [layer for index in range(config.generator_refine_convs) for layer in _refine(filters, index + 1, seed + 3 + index)]
     stack = [
         keras.Input((config.latent_dim,), name="latent"),
         layers.Dense(7 * 7 * 2 * filters, use_bias=False, kernel_initializer=_initializer(seed), name="project"),
@@ -82,6 +100,7 @@ def build_generator(config):
         *_upsample(filters, config.upsampling, "up_14x14", seed + 1),
         _batch_norm("up_14x14_bn"),
         layers.ReLU(name="up_14x14_relu"),
+        *refine,
         *_upsample(IMAGE_SHAPE[-1], config.upsampling, "up_28x28", seed + 2, activation="tanh", use_bias=True, dtype="float32"),
     ]
     return keras.Sequential(stack, name="generator")

@@ -19,7 +19,7 @@ def test_every_config_field_is_a_flag():
     [
         (["--epochs", "0"], "epochs must be at least 1"),
         (["--beta1", "1.5"], "beta1 must be in [0, 1)"),
-        (["--max-examples", "10"], "max_examples (10) must be at least batch_size (128)"),
+        (["--max-examples", "10"], "max_examples (10) must be at least batch_size (64)"),
         (["--generator-lr", "-1"], "generator_lr must be positive"),
     ],
 )

@@ -7,7 +7,7 @@ from keras_dcgan.config import TrainConfig
 from keras_dcgan.networks import build_discriminator, build_generator
 
 # The README's architecture table quotes these counts for the default config.
-DEFAULT_GENERATOR_PARAMETERS = 784_641
+DEFAULT_GENERATOR_PARAMETERS = 821_761
 DEFAULT_DISCRIMINATOR_PARAMETERS = 138_945
 
 
@@ -32,6 +32,16 @@ def test_default_parameter_counts():
     config = TrainConfig()
     assert build_generator(config).count_params() == DEFAULT_GENERATOR_PARAMETERS
     assert build_discriminator(config).count_params() == DEFAULT_DISCRIMINATOR_PARAMETERS
+
+
+def test_refine_convolutions_keep_14x14_and_zero_gives_the_papers_generator():
+    paper = build_generator(TrainConfig(generator_refine_convs=0))
+    refined = build_generator(TrainConfig(generator_refine_convs=2))
+    assert not any(layer.name.startswith("refine") for layer in paper.layers)
+    assert refined.get_layer("refine_14x14_2").output.shape == (None, 14, 14, TrainConfig().generator_filters)
+    # Each adds a 3x3 convolution without bias plus BatchNorm's four vectors.
+    filters = TrainConfig().generator_filters
+    assert refined.count_params() - paper.count_params() == 2 * (9 * filters * filters + 4 * filters)
 
 
 def test_paper_guidelines_in_the_layers():
