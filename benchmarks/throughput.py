@@ -16,7 +16,9 @@ usual 3x), G once and D on a real and a fake image. Only Dense and convolution l
 Variants: `tutorial` (benchmarks/tutorial_dcgan.py, float32, batch 256), and the project's
 DCGAN as `keras-dcgan fit` trains it (its compiled train function) with the current
 defaults and the named precision; suffix `+xla` compiles the step with XLA, e.g.
-`float32+xla`; `resize-conv` variants use that upsampling (e.g. `float32/resize-conv`).
+`float32+xla`; `resize-conv` variants use that upsampling (e.g. `float32/resize-conv`); after
+`@`, other TrainConfig fields, e.g. the paper's network and batch:
+`mixed_bfloat16@generator_refine_convs:0&batch_size:128&generator_ema:0`.
 """
 
 import argparse
@@ -90,14 +92,14 @@ class TutorialVariant:
 class ProjectVariant:
     """The project's DCGAN with TrainConfig defaults plus `overrides`, stepped by its compiled train function."""
 
-    def __init__(self, images, overrides, jit_compile=False):
+    def __init__(self, images, overrides, jit_compile=False, total_steps=None):
         self.config = TrainConfig(**{**TrainConfig().to_dict(), **overrides})
         self.name = (f"{self.config.precision}/{self.config.upsampling}{'+xla' if jit_compile else ''} "
                      f"b{self.config.batch_size}")
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.config.precision)
         try:
-            self.model = build_model(self.config)
+            self.model = build_model(self.config, total_steps)
         finally:
             keras.config.set_dtype_policy(previous)
         self.model.jit_compile = jit_compile
@@ -113,17 +115,32 @@ class ProjectVariant:
         np.asarray(logs["d_loss"])
 
 
+def parse_overrides(text, separator=","):
+    """"field:value<separator>field:value..." -> TrainConfig overrides, typed like the defaults."""
+    overrides = {}
+    for item in filter(None, text.split(separator)):
+        name, _, value = item.partition(":")
+        default = getattr(TrainConfig(), name)
+        overrides[name] = type(default)(value) if default is not None else value
+    return overrides
+
+
 def parse_variant(text, images, batch_size):
-    """"tutorial", or PRECISION[/UPSAMPLING][+xla] for the project's model."""
+    """"tutorial", or PRECISION[/UPSAMPLING][+xla][@FIELD:VALUE&FIELD:VALUE...] for the project's model."""
     if text == "tutorial":
         return TutorialVariant(images)
+    text, _, extra = text.partition("@")
     precision, _, upsampling = text.replace("+xla", "").partition("/")
     overrides = {"precision": precision}
     if upsampling:
         overrides["upsampling"] = upsampling
     if batch_size:
         overrides["batch_size"] = batch_size
-    return ProjectVariant(images, overrides, jit_compile=text.endswith("+xla"))
+    overrides.update(parse_overrides(extra, separator="&"))
+    variant = ProjectVariant(images, overrides, jit_compile=text.endswith("+xla"))
+    if extra:
+        variant.name += f" @{extra}"
+    return variant
 
 
 def time_window(variant, seconds, chunk_steps=10):

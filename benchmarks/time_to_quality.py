@@ -34,15 +34,6 @@ from keras_dcgan.inference_generator import inference_generator  # noqa: E402
 from keras_dcgan.latents import latents_from_seeds  # noqa: E402
 
 
-def parse_overrides(text):
-    overrides = {}
-    for item in filter(None, text.split(",")):
-        name, _, value = item.partition(":")
-        default = getattr(TrainConfig(), name)
-        overrides[name] = type(default)(value) if default is not None else value
-    return overrides
-
-
 class Tutorial:
     name = "tutorial"
 
@@ -58,10 +49,12 @@ class Tutorial:
 
 
 class Project:
-    def __init__(self, name, images, overrides):
+    def __init__(self, name, images, overrides, epochs):
         self.name = name
-        self.variant = throughput.ProjectVariant(images, overrides)
-        self.steps = steps_per_epoch(len(images), self.variant.batch_size)
+        batch_size = overrides.get("batch_size", TrainConfig().batch_size)
+        self.steps = steps_per_epoch(len(images), batch_size)
+        # The run's length, as `fit --epochs` would set it (the learning-rate schedule needs it).
+        self.variant = throughput.ProjectVariant(images, overrides, total_steps=self.steps * epochs)
 
     def train_epoch(self):
         self.variant.run(self.steps)
@@ -94,7 +87,7 @@ def main(argv=None):
     models = [] if args.no_tutorial else [Tutorial(images)]
     for item in filter(None, args.variants.split(";")):
         name, _, overrides = item.partition("=")
-        models.append(Project(name, images, parse_overrides(overrides)))
+        models.append(Project(name, images, throughput.parse_overrides(overrides), args.epochs))
     real = evaluator.real_reference(args.samples)
     print(f"real (train vs test, {args.samples}): FCD {real.fcd:.3f}, score {real.classifier_score:.3f}, "
           f"class KL {real.class_kl:.4f}, checkerboard {real.checkerboard:.3f}", flush=True)
