@@ -92,14 +92,14 @@ class TutorialVariant:
 class ProjectVariant:
     """The project's DCGAN with TrainConfig defaults plus `overrides`, stepped by its compiled train function."""
 
-    def __init__(self, images, overrides, jit_compile=False, total_steps=None):
+    def __init__(self, images, overrides, jit_compile=False):
         self.config = TrainConfig(**{**TrainConfig().to_dict(), **overrides})
         self.name = (f"{self.config.precision}/{self.config.upsampling}{'+xla' if jit_compile else ''} "
                      f"b{self.config.batch_size}")
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.config.precision)
         try:
-            self.model = build_model(self.config, total_steps)
+            self.model = build_model(self.config)
         finally:
             keras.config.set_dtype_policy(previous)
         self.model.jit_compile = jit_compile
@@ -121,7 +121,10 @@ def parse_overrides(text, separator=","):
     for item in filter(None, text.split(separator)):
         name, _, value = item.partition(":")
         default = getattr(TrainConfig(), name)
-        overrides[name] = type(default)(value) if default is not None else value
+        if isinstance(default, bool):
+            overrides[name] = value.lower() in ("1", "true", "yes")
+        else:
+            overrides[name] = type(default)(value) if default is not None else value
     return overrides
 
 

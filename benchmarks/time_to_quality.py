@@ -49,12 +49,10 @@ class Tutorial:
 
 
 class Project:
-    def __init__(self, name, images, overrides, epochs):
+    def __init__(self, name, images, overrides):
         self.name = name
-        batch_size = overrides.get("batch_size", TrainConfig().batch_size)
-        self.steps = steps_per_epoch(len(images), batch_size)
-        # The run's length, as `fit --epochs` would set it (the learning-rate schedule needs it).
-        self.variant = throughput.ProjectVariant(images, overrides, total_steps=self.steps * epochs)
+        self.variant = throughput.ProjectVariant(images, overrides)
+        self.steps = steps_per_epoch(len(images), self.variant.batch_size)
 
     def train_epoch(self):
         self.variant.run(self.steps)
@@ -87,7 +85,7 @@ def main(argv=None):
     models = [] if args.no_tutorial else [Tutorial(images)]
     for item in filter(None, args.variants.split(";")):
         name, _, overrides = item.partition("=")
-        models.append(Project(name, images, throughput.parse_overrides(overrides), args.epochs))
+        models.append(Project(name, images, throughput.parse_overrides(overrides)))
     real = evaluator.real_reference(args.samples)
     print(f"real (train vs test, {args.samples}): FCD {real.fcd:.3f}, score {real.classifier_score:.3f}, "
           f"class KL {real.class_kl:.4f}, checkerboard {real.checkerboard:.3f}", flush=True)

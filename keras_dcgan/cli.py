@@ -25,6 +25,9 @@ def add_config_flags(parser):
         metadata = config_field.metadata
         kwargs = {"default": config_field.default, "help": f"{metadata['help']} (default: %(default)s)"}
         value_type = metadata.get("type", type(config_field.default))
+        if value_type is bool:  # --name / --no-name
+            parser.add_argument(_flag(config_field.name), dest=config_field.name, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
         kwargs["type"] = value_type
         if "choices" in metadata:
             kwargs["choices"] = metadata["choices"]

@@ -36,7 +36,7 @@ class TrainConfig:
     max_examples: int | None = _option(None, "use only the first N training examples (quick runs)", type=int)
     # Training
     run_dir: str = _option("runs/dcgan", "where config, checkpoints, samples, logs and the generator go")
-    epochs: int = _option(10, "number of passes over the training set")
+    epochs: int = _option(15, "number of passes over the training set")
     # Tuned on MNIST (README, quality section): the paper's batch 128 and Adam 2e-4 for both
     # networks let the discriminator win early; half the batch (twice the steps per epoch at
     # almost the same images/s) and a generator learning 8x faster than the discriminator
@@ -45,10 +45,6 @@ class TrainConfig:
     generator_lr: float = _option(8e-4, "Adam learning rate of the generator")
     discriminator_lr: float = _option(1e-4, "Adam learning rate of the discriminator")
     beta1: float = _option(0.5, "Adam beta_1 of both optimisers")
-    lr_decay_start: float = _option(
-        1.0, "fraction of --epochs after which both learning rates fall linearly to zero at the last step "
-        "(1: constant rates)"
-    )
     # With the generator's fast learning rate its last weights swing from epoch to epoch; their
     # average over the last ~1,000 steps scored better from epoch 3 on (README, quality section).
     generator_ema: float = _option(
@@ -77,6 +73,10 @@ class TrainConfig:
     generator_refine_convs: int = _option(
         1, "stride-1 3x3 convolutions (with BatchNorm, ReLU) after the generator's 14x14 upsampling (0: the paper's)"
     )
+    generator_output_conv: bool = _option(
+        True, "end the generator with a 3x3 convolution at 28x28 (its last upsampling then gives "
+        "generator_filters/2 channels with BatchNorm, ReLU); false: upsample straight to the image (the paper's)"
+    )
     discriminator_filters: int = _option(64, "channels of the discriminator's first layer (its second has twice as many)")
     leaky_relu_slope: float = _option(0.2, "negative slope of the discriminator's LeakyReLU")
     upsampling: str = _option(
@@ -99,6 +99,11 @@ class TrainConfig:
                 f"max_examples ({self.max_examples}) must be at least batch_size ({self.batch_size}): "
                 "otherwise not one full batch can be formed"
             )
+        if self.generator_output_conv and self.generator_filters < 2:
+            raise ValueError(
+                f"generator_filters must be at least 2 with generator_output_conv (its 28x28 layer has half as many), "
+                f"got {self.generator_filters}"
+            )
         if self.generator_refine_convs < 0:
             raise ValueError(f"generator_refine_convs must be 0 or more, got {self.generator_refine_convs}")
         for name in ("generator_lr", "discriminator_lr"):
@@ -106,8 +111,6 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 <= self.beta1 < 1:
             raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}")
-        if not 0 <= self.lr_decay_start <= 1:
-            raise ValueError(f"lr_decay_start must be a fraction of the run in [0, 1], got {self.lr_decay_start}")
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be 0 (never) or a number of epochs, got {self.eval_every}")
         if not 0 <= self.generator_ema < 1:

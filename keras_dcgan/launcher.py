@@ -167,8 +167,11 @@ def fit_flags(config):
     """`keras-dcgan fit` flags that reproduce `config` exactly."""
     flags = []
     for name, value in config.to_dict().items():
-        if value is not None:
-            flags += ["--" + name.replace("_", "-"), str(value)]
+        flag = name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(f"--{flag}" if value else f"--no-{flag}")
+        elif value is not None:
+            flags += [f"--{flag}", str(value)]
     return flags
 
 

@@ -27,7 +27,6 @@ from keras_dcgan.config import TrainConfig
 from keras_dcgan.data import load_images, steps_per_epoch, training_dataset
 from keras_dcgan.gan import DCGAN
 from keras_dcgan.networks import build_discriminator, build_generator
-from keras_dcgan.schedules import HoldThenLinearDecay
 from keras_dcgan.strategy import check_workers_agree, describe, finish_together, is_chief, make_strategy, scratch_dir
 
 CONFIG_FILE = "config.json"
@@ -43,26 +42,16 @@ class TrainingResult:
     history: dict
 
 
-def build_model(config, total_steps=None):
-    """The compiled DCGAN of `config`; call inside the strategy's scope.
-
-    `total_steps` (the run's last step) is needed for `config.lr_decay_start` < 1; without it
-    the learning rates stay constant.
-    """
+def build_model(config):
+    """The compiled DCGAN of `config`; call inside the strategy's scope."""
     model = DCGAN(build_generator(config), build_discriminator(config), config.latent_dim, seed=config.seed)
-
-    def learning_rate(initial):
-        if config.lr_decay_start < 1 and total_steps:
-            return HoldThenLinearDecay(initial, total_steps, config.lr_decay_start)
-        return initial
-
     model.compile(
         generator_optimizer=keras.optimizers.Adam(
-            learning_rate(config.generator_lr), beta_1=config.beta1,
+            config.generator_lr, beta_1=config.beta1,
             # The moving average lives in the optimiser, so checkpoints save and resume it.
             use_ema=config.generator_ema > 0, ema_momentum=config.generator_ema,
         ),
-        discriminator_optimizer=keras.optimizers.Adam(learning_rate(config.discriminator_lr), beta_1=config.beta1),
+        discriminator_optimizer=keras.optimizers.Adam(config.discriminator_lr, beta_1=config.beta1),
     )
     return model
 
@@ -115,7 +104,7 @@ def _train(config, write_dir, chief, resuming, verbose):
     steps = steps_per_epoch(len(examples), config.batch_size)
     total_steps = steps * config.epochs
     with strategy.scope():
-        model = build_model(config, total_steps)
+        model = build_model(config)
 
     checkpoints = TrainingCheckpoints(os.path.join(config.run_dir, "checkpoints"), model, steps)
     saved = checkpoints.latest()

@@ -14,6 +14,16 @@ def test_every_config_field_is_a_flag():
     assert config_from_args(build_parser().parse_args(["fit"])) == TrainConfig()
 
 
+@pytest.mark.parametrize("output_conv", [True, False])
+def test_worker_flags_reproduce_the_config_booleans_included(output_conv):
+    from keras_dcgan.launcher import fit_flags
+
+    config = TrainConfig(generator_output_conv=output_conv, epochs=3, data_dir="x")
+    assert config_from_args(build_parser().parse_args(["fit", *fit_flags(config)])) == config
+    flag = build_parser().parse_args(["fit", "--no-generator-output-conv"]).generator_output_conv
+    assert flag is False
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

@@ -7,7 +7,7 @@ from keras_dcgan.config import TrainConfig
 from keras_dcgan.networks import build_discriminator, build_generator
 
 # The README's architecture table quotes these counts for the default config.
-DEFAULT_GENERATOR_PARAMETERS = 821_761
+DEFAULT_GENERATOR_PARAMETERS = 853_921
 DEFAULT_DISCRIMINATOR_PARAMETERS = 138_945
 
 
@@ -44,12 +44,23 @@ def test_refine_convolutions_keep_14x14_and_zero_gives_the_papers_generator():
     assert refined.count_params() - paper.count_params() == 2 * (9 * filters * filters + 4 * filters)
 
 
+def test_output_convolution_works_at_28x28_on_half_the_channels():
+    config = TrainConfig(generator_filters=32)
+    generator = build_generator(config)
+    assert generator.get_layer("up_28x28").output.shape == (None, 28, 28, 16)
+    assert generator.get_layer("to_image").kernel.shape == (3, 3, 16, 1)
+    with pytest.raises(ValueError, match="generator_filters must be at least 2"):
+        TrainConfig(generator_filters=1)
+
+
 def test_paper_guidelines_in_the_layers():
     config = TrainConfig(leaky_relu_slope=0.3)
     generator, discriminator = build_generator(config), build_discriminator(config)
     kinds = lambda model: [type(layer).__name__ for layer in model.layers]  # noqa: E731
     # No BatchNorm on the generator's output nor on the discriminator's input layer.
-    assert kinds(generator)[-1] == "Conv2DTranspose" and generator.layers[-1].activation.__name__ == "tanh"
+    assert kinds(generator)[-1] == "Conv2D" and generator.layers[-1].activation.__name__ == "tanh"
+    paper = build_generator(TrainConfig(generator_output_conv=False))
+    assert kinds(paper)[-1] == "Conv2DTranspose" and paper.layers[-1].activation.__name__ == "tanh"
     assert kinds(discriminator)[:2] == ["Conv2D", "LeakyReLU"]
     assert all(layer.negative_slope == 0.3 for layer in discriminator.layers if type(layer).__name__ == "LeakyReLU")
     kernel = generator.get_layer("project").get_weights()[0]
