@@ -15,6 +15,10 @@ STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
 UPSAMPLING_MODES = ("transpose", "resize-conv")
 PRECISIONS = ("float32", "mixed_bfloat16")
 
+# What a config.json written before a field existed meant by its absence: the generator had
+# neither refine nor output convolutions (the paper's). Other missing fields take the default.
+FIELDS_ADDED_LATER = {"generator_refine_convs": 0, "generator_output_conv": False}
+
 # Fields that may change between a run and its resumption without changing the
 # experiment: how long to train, where the data lives, how it is spread over devices.
 RESUMABLE_FIELDS = frozenset(
@@ -130,7 +134,7 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{source}: unknown field(s) {', '.join(unknown)}")
-        return cls(**values)
+        return cls(**{**FIELDS_ADDED_LATER, **values})
 
     def save(self, path):
         """Write as JSON, atomically (a reader never sees half a file)."""
