@@ -55,6 +55,12 @@ def test_class_kl_and_score_extremes():
     assert metrics.classifier_score(confident_and_even) == pytest.approx(10.0, rel=1e-6)
 
 
+def test_unsure_share_counts_samples_below_the_confidence():
+    probabilities = np.array([[0.95, 0.05], [0.6, 0.4], [0.5, 0.5], [0.0, 1.0]])
+    assert metrics.unsure_share(probabilities) == pytest.approx(0.5)
+    assert metrics.unsure_share(probabilities, confidence=0.55) == pytest.approx(0.25)
+
+
 def test_classifier_learned_the_subset(evaluator):
     # 3,000 training images give ~95 %; the full train split gives >= 99 % (see README).
     assert evaluator.classifier.test_accuracy > 0.9
@@ -66,6 +72,7 @@ def test_real_against_real_is_near_the_floor(real_scores):
     assert real_scores.class_kl < 0.05
     assert all(0.05 < share < 0.16 for share in real_scores.class_shares)
     assert 0.8 < real_scores.checkerboard < 1.25
+    assert real_scores.unsure_share < 0.15  # the subset's classifier is ~95 % accurate
 
 
 def test_one_digit_shape_is_flagged_by_class_kl(evaluator, real_images, real_scores):
@@ -84,6 +91,7 @@ def test_shuffled_pixels_score_badly(evaluator, real_images, real_scores):
     scores = evaluator.evaluate(shuffled)
     assert scores.fcd > 20 * real_scores.fcd
     assert scores.classifier_score < real_scores.classifier_score / 2
+    assert scores.unsure_share > 2 * real_scores.unsure_share
 
 
 def test_period2_pattern_raises_the_checkerboard_measure(evaluator, real_images, real_scores):

@@ -51,6 +51,15 @@ def classifier_score(probabilities, epsilon=1e-12):
     return float(np.exp(kl.mean()))
 
 
+def unsure_share(probabilities, confidence=0.9):
+    """Fraction of samples whose most likely class has probability below `confidence`.
+
+    What pulls a classifier score down when the classes are balanced: digits the classifier
+    cannot name (malformed or between two classes).
+    """
+    return float((np.asarray(probabilities).max(axis=1) < confidence).mean())
+
+
 def class_shares(probabilities):
     """Fraction of samples whose most likely class is k, for each of the K classes."""
     probabilities = np.asarray(probabilities)

@@ -23,6 +23,7 @@ class Scores:
     classifier_score: float
     class_shares: tuple
     class_kl: float
+    unsure_share: float  # samples the classifier names with less than 90 % probability
     checkerboard: float  # period-2 power relative to the test split's (1.0 = as real images)
 
     def to_dict(self):
@@ -50,6 +51,7 @@ class Evaluator:
             classifier_score=metrics.classifier_score(probabilities),
             class_shares=tuple(float(share) for share in shares),
             class_kl=metrics.kl_from_uniform(shares),
+            unsure_share=metrics.unsure_share(probabilities),
             checkerboard=metrics.period2_power_fraction(images) / self.test_period2,
         )
 
@@ -67,6 +69,7 @@ def format_report(generated, real, title, classifier):
         ("classifier score (max 10)", f"{generated.classifier_score:.3f}", f"{real.classifier_score:.3f}"),
         ("class KL from uniform", f"{generated.class_kl:.4f}", f"{real.class_kl:.4f}"),
         ("smallest / largest class", _extremes(generated.class_shares), _extremes(real.class_shares)),
+        ("classified < 90 % sure", f"{generated.unsure_share:.1%}", f"{real.unsure_share:.1%}"),
         ("checkerboard (x real)", f"{generated.checkerboard:.3f}", f"{real.checkerboard:.3f}"),
     ]
     lines = [
