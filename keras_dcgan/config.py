@@ -82,6 +82,10 @@ class TrainConfig:
         "generator_filters/2 channels with BatchNorm, ReLU); false: upsample straight to the image (the paper's)"
     )
     discriminator_filters: int = _option(64, "channels of the discriminator's first layer (its second has twice as many)")
+    discriminator_refine_convs: int = _option(
+        0, "stride-1 3x3 convolutions (with BatchNorm, LeakyReLU) after the discriminator's first layer "
+        "(1: measured about twice as fast to a given FCD, not yet the default; README, quality section)"
+    )
     leaky_relu_slope: float = _option(0.2, "negative slope of the discriminator's LeakyReLU")
     upsampling: str = _option(
         "transpose", "generator upsampling: transposed convolution, or resize then convolve", choices=UPSAMPLING_MODES
@@ -108,8 +112,9 @@ class TrainConfig:
                 f"generator_filters must be at least 2 with generator_output_conv (its 28x28 layer has half as many), "
                 f"got {self.generator_filters}"
             )
-        if self.generator_refine_convs < 0:
-            raise ValueError(f"generator_refine_convs must be 0 or more, got {self.generator_refine_convs}")
+        for name in ("generator_refine_convs", "discriminator_refine_convs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
         for name in ("generator_lr", "discriminator_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -12,6 +12,7 @@ Sizes for 28x28x1 (f = generator_filters, d = discriminator_filters):
                    -> up x2 to 28x28x(f/2) -> BN, ReLU -> conv 3x3/1 to 28x28x1 -> tanh
                       (generator_output_conv; without it: up x2 to 28x28x1 -> tanh, the paper's)
     discriminator  28x28x1 -> conv 4x4/2 to 14x14xd -> LeakyReLU
+                   -> [conv 3x3/1 to 14x14xd -> BN, LeakyReLU] x discriminator_refine_convs
                    -> conv 4x4/2 to 7x7x2d -> BN, LeakyReLU -> flatten -> Dense 1 (a logit)
 
 The paper's generators have only (transposed) convolutions that upsample; with just two of
@@ -127,10 +128,19 @@ def build_discriminator(config):
     filters = config.discriminator_filters
     slope = config.leaky_relu_slope
     seed = config.seed + 10
+    refine = []
+    for index in range(1, config.discriminator_refine_convs + 1):
+        name = f"refine_14x14_{index}"
+        refine += [
+            layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=_initializer(seed + 2 + index), name=name),
+            _batch_norm(f"{name}_bn"),
+            layers.LeakyReLU(negative_slope=slope, name=f"{name}_lrelu"),
+        ]
     stack = [
         keras.Input(IMAGE_SHAPE, name="images"),
         layers.Conv2D(filters, KERNEL_SIZE, strides=2, padding="same", kernel_initializer=_initializer(seed), name="down_14x14"),
         layers.LeakyReLU(negative_slope=slope, name="down_14x14_lrelu"),
+        *refine,
         layers.Conv2D(
             2 * filters,
             KERNEL_SIZE,

@@ -44,6 +44,18 @@ def test_refine_convolutions_keep_14x14_and_zero_gives_the_papers_generator():
     assert refined.count_params() - paper.count_params() == 2 * (9 * filters * filters + 4 * filters)
 
 
+def test_discriminator_refine_convolution_keeps_14x14_and_leaky_relu():
+    config = TrainConfig(discriminator_refine_convs=1, leaky_relu_slope=0.3)
+    discriminator = build_discriminator(config)
+    assert discriminator.get_layer("refine_14x14_1").output.shape == (None, 14, 14, config.discriminator_filters)
+    assert discriminator.get_layer("refine_14x14_1_lrelu").negative_slope == 0.3
+    filters = config.discriminator_filters
+    added = build_discriminator(config).count_params() - build_discriminator(TrainConfig()).count_params()
+    assert added == 9 * filters * filters + 4 * filters
+    with pytest.raises(ValueError, match="discriminator_refine_convs must be 0 or more"):
+        TrainConfig(discriminator_refine_convs=-1)
+
+
 def test_output_convolution_works_at_28x28_on_half_the_channels():
     config = TrainConfig(generator_filters=32)
     generator = build_generator(config)
