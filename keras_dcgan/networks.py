@@ -78,14 +78,20 @@ def _upsample(filters, mode, name, seed, activation=None, use_bias=False, dtype=
     raise ValueError(f"upsampling must be 'transpose' or 'resize-conv', got {mode!r}")
 
 
-def _refine(filters, index, seed):
-    """A stride-1 3x3 convolution with BatchNorm and ReLU at 14x14."""
-    name = f"refine_14x14_{index}"
-    return [
-        layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=_initializer(seed), name=name),
-        _batch_norm(f"{name}_bn"),
-        layers.ReLU(name=f"{name}_relu"),
-    ]
+def _refine(count, filters, seed, slope=None):
+    """`count` stride-1 3x3 convolutions at 14x14, each with BatchNorm and ReLU (LeakyReLU(slope))."""
+    stack = []
+    for index in range(1, count + 1):
+        name = f"refine_14x14_{index}"
+        activation = layers.ReLU(name=f"{name}_relu") if slope is None else layers.LeakyReLU(
+            negative_slope=slope, name=f"{name}_lrelu"
+        )
+        stack += [
+            layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=_initializer(seed + index), name=name),
+            _batch_norm(f"{name}_bn"),
+            activation,
+        ]
+    return stack
 
 
 def _output(config, seed):
@@ -107,7 +113,6 @@ def build_generator(config):
     """latent [batch, latent_dim] -> images [batch, 28, 28, 1] in [-1, 1]."""
     filters = config.generator_filters
     seed = config.seed
-    refine = [layer for index in range(config.generator_refine_convs) for layer in _refine(filters, index + 1, seed + 3 + index)]
     stack = [
         keras.Input((config.latent_dim,), name="latent"),
         layers.Dense(7 * 7 * 2 * filters, use_bias=False, kernel_initializer=_initializer(seed), name="project"),
@@ -117,7 +122,7 @@ def build_generator(config):
         *_upsample(filters, config.upsampling, "up_14x14", seed + 1),
         _batch_norm("up_14x14_bn"),
         layers.ReLU(name="up_14x14_relu"),
-        *refine,
+        *_refine(config.generator_refine_convs, filters, seed + 2),
         *_output(config, seed + 2),
     ]
     return keras.Sequential(stack, name="generator")
@@ -128,19 +133,11 @@ def build_discriminator(config):
     filters = config.discriminator_filters
     slope = config.leaky_relu_slope
     seed = config.seed + 10
-    refine = []
-    for index in range(1, config.discriminator_refine_convs + 1):
-        name = f"refine_14x14_{index}"
-        refine += [
-            layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=_initializer(seed + 2 + index), name=name),
-            _batch_norm(f"{name}_bn"),
-            layers.LeakyReLU(negative_slope=slope, name=f"{name}_lrelu"),
-        ]
     stack = [
         keras.Input(IMAGE_SHAPE, name="images"),
         layers.Conv2D(filters, KERNEL_SIZE, strides=2, padding="same", kernel_initializer=_initializer(seed), name="down_14x14"),
         layers.LeakyReLU(negative_slope=slope, name="down_14x14_lrelu"),
-        *refine,
+        *_refine(config.discriminator_refine_convs, filters, seed + 2, slope=slope),
         layers.Conv2D(
             2 * filters,
             KERNEL_SIZE,
