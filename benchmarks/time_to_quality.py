@@ -88,7 +88,7 @@ def main(argv=None):
         models.append(Project(name, images, throughput.parse_overrides(overrides)))
     real = evaluator.real_reference(args.samples)
     print(f"real (train vs test, {args.samples}): FCD {real.fcd:.3f}, score {real.classifier_score:.3f}, "
-          f"class KL {real.class_kl:.4f}, checkerboard {real.checkerboard:.3f}", flush=True)
+          f"class KL {real.class_kl:.4f}, unsure {real.unsure_share:.1%}, checkerboard {real.checkerboard:.3f}", flush=True)
 
     records = []
     clocks = {model.name: 0.0 for model in models}
@@ -109,7 +109,7 @@ def main(argv=None):
                     f"epoch {epoch:2d} {name:22} {clocks[model.name]:7.0f} s  FCD {scores.fcd:8.3f}  "
                     f"score {scores.classifier_score:.3f}  KL {scores.class_kl:.4f}  "
                     f"classes {min(scores.class_shares):.1%}-{max(scores.class_shares):.1%}  "
-                    f"checkerboard {scores.checkerboard:.2f}",
+                    f"unsure {scores.unsure_share:.1%}  checkerboard {scores.checkerboard:.2f}",
                     flush=True,
                 )
         if args.json:
