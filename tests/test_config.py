@@ -9,21 +9,32 @@ from keras_dcgan.training import check_run_dir
 from tests.conftest import small_config
 
 
-def _write_old_config_json(run_dir):
-    """config.json as written before the generator's refine and output convolutions existed."""
-    values = small_config(run_dir, generator_refine_convs=0, generator_output_conv=False).to_dict()
-    del values["generator_refine_convs"], values["generator_output_conv"]
+PAPERS_NETWORKS = dict(generator_refine_convs=0, generator_output_conv=False, discriminator_refine_convs=0)
+
+
+def _write_old_config_json(run_dir, missing=tuple(PAPERS_NETWORKS)):
+    """config.json of the paper's networks as written before the `missing` fields existed."""
+    values = small_config(run_dir, **PAPERS_NETWORKS).to_dict()
+    for name in missing:
+        del values[name]
     (run_dir / "config.json").write_text(json.dumps(values))
 
 
-def test_old_config_json_means_the_papers_generator(tmp_path):
+def test_old_config_json_means_the_papers_networks(tmp_path):
     _write_old_config_json(tmp_path)
     loaded = TrainConfig.load(tmp_path / "config.json")
-    assert (loaded.generator_refine_convs, loaded.generator_output_conv) == (0, False)
+    assert {name: getattr(loaded, name) for name in PAPERS_NETWORKS} == PAPERS_NETWORKS
 
 
-def test_old_run_resumes_with_the_papers_generator_flags_and_refuses_the_new_defaults(tmp_path):
+def test_config_json_from_before_the_discriminator_refine_option_means_none(tmp_path):
+    """Session-2 run dirs have the generator's fields but not the discriminator's."""
+    _write_old_config_json(tmp_path, missing=["discriminator_refine_convs"])
+    assert TrainConfig.load(tmp_path / "config.json").discriminator_refine_convs == 0
+
+
+def test_old_run_resumes_with_the_papers_network_flags_and_refuses_the_new_defaults(tmp_path):
     _write_old_config_json(tmp_path)
-    assert check_run_dir(small_config(tmp_path, generator_refine_convs=0, generator_output_conv=False))
-    with pytest.raises(ValueError, match="generator_refine_convs: run dir has 0, asked for 1"):
+    assert check_run_dir(small_config(tmp_path, **PAPERS_NETWORKS))
+    with pytest.raises(ValueError, match="generator_refine_convs: run dir has 0, asked for 1") as refusal:
         check_run_dir(small_config(tmp_path))
+    assert "discriminator_refine_convs: run dir has 0, asked for 1" in str(refusal.value)

@@ -8,7 +8,7 @@ from keras_dcgan.networks import build_discriminator, build_generator
 
 # The README's architecture table quotes these counts for the default config.
 DEFAULT_GENERATOR_PARAMETERS = 853_921
-DEFAULT_DISCRIMINATOR_PARAMETERS = 138_945
+DEFAULT_DISCRIMINATOR_PARAMETERS = 176_065
 
 
 @pytest.mark.parametrize("upsampling", ["transpose", "resize-conv"])
@@ -49,9 +49,10 @@ def test_discriminator_refine_convolution_keeps_14x14_and_leaky_relu():
     discriminator = build_discriminator(config)
     assert discriminator.get_layer("refine_14x14_1").output.shape == (None, 14, 14, config.discriminator_filters)
     assert discriminator.get_layer("refine_14x14_1_lrelu").negative_slope == 0.3
+    paper = build_discriminator(TrainConfig(discriminator_refine_convs=0))
+    assert not any(layer.name.startswith("refine") for layer in paper.layers)
     filters = config.discriminator_filters
-    added = build_discriminator(config).count_params() - build_discriminator(TrainConfig()).count_params()
-    assert added == 9 * filters * filters + 4 * filters
+    assert discriminator.count_params() - paper.count_params() == 9 * filters * filters + 4 * filters
     with pytest.raises(ValueError, match="discriminator_refine_convs must be 0 or more"):
         TrainConfig(discriminator_refine_convs=-1)
 
