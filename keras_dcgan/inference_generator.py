@@ -29,11 +29,20 @@ def inference_generator(config, generator, generator_optimizer=None):
 
     If the optimiser keeps a moving average of the weights (`generator_ema`), the copy holds
     that average, as generator.keras does at the end of training.
+
+    The copy is a plain local model whatever the training strategy: values are read out as
+    numpy, never assigned through the strategy, so building it runs no collective op and one
+    worker alone may do it (the chief's scoring during multi-worker training).
     """
     copy = float32_generator(config)
     copy.set_weights([np.asarray(weights, dtype=np.float32) for weights in generator.get_weights()])
     if generator_optimizer is not None and generator_optimizer.use_ema:
-        generator_optimizer.finalize_variable_values(copy.trainable_variables)
+        # Keras keeps the averages in this (private) list, in the order of the trainable
+        # variables it was built on; finalize_variable_values would assign them through the
+        # strategy, which a plain copy cannot take.
+        averages = generator_optimizer._model_variables_moving_average
+        for variable, average in zip(copy.trainable_variables, averages, strict=True):
+            variable.assign(np.asarray(average, dtype=np.float32))
         recalibrate_batch_norm(copy, config.latent_dim)
     return copy
 

@@ -158,9 +158,7 @@ def _train(config, write_dir, chief, resuming, verbose):
         from keras_dcgan.inference_generator import inference_generator
 
         # The weight average, in float32, with BatchNorm statistics re-estimated for it.
-        # Under the strategy's scope: the optimiser writes the average into the copy through it.
-        with strategy.scope():
-            generator = inference_generator(config, model.generator, model.generator_optimizer)
+        generator = inference_generator(config, model.generator, model.generator_optimizer)
     save_generator(generator, os.path.join(write_dir, GENERATOR_FILE))
     if chief:
         write_progress_gif(samples_dir, config.epochs)

@@ -190,8 +190,10 @@ def test_two_workers_end_identical_and_only_the_chief_writes(tmp_path, trained_r
     run_dir, scratch = tmp_path / "run", tmp_path / "scratch"
     scratch.mkdir()
     # The job of trained_run_dir (one process), with a weight average of the generator saved at the
-    # end (--generator-ema: it leaves training, hence the losses, unchanged).
-    config = small_config(run_dir, generator_ema=0.9)
+    # end and quality scored after epoch 2 (neither changes training, hence the losses). Both
+    # workers score, and both train the missing classifier into the same cache at once.
+    cache_dir = tmp_path / "classifier"
+    config = small_config(run_dir, generator_ema=0.9, eval_every=2, eval_samples=256, cache_dir=str(cache_dir))
     completed = run_cli(
         "fit", "--workers", "2", *launcher.fit_flags(config), env={"TMPDIR": str(scratch)}, timeout=STEP_TIMEOUT_SECONDS
     )
@@ -215,6 +217,10 @@ def test_two_workers_end_identical_and_only_the_chief_writes(tmp_path, trained_r
                  "samples/progress.gif", "checkpoints/epoch-2.index", "checkpoints/backup/checkpoint"]:
         assert (run_dir / path).exists(), f"the chief did not write {path}"
     assert list((run_dir / "logs" / "train").glob("events.out.tfevents.*"))
+    scored = json.loads((run_dir / "metrics.json").read_text())["epochs"]
+    assert [record["epoch"] for record in scored] == [1, 2] and scored[1]["fcd"] > 0 and "fcd" not in scored[0]
+    cached = sorted(path.name for path in cache_dir.rglob("*") if path.is_file())
+    assert cached and not [name for name in cached if ".tmp" in name], f"half-written classifier files left: {cached}"
     assert list(scratch.iterdir()) == [], "the non-chief worker left files behind in its temp dir"
 
     assert_same_loss_scale(tensorboard_scalars(run_dir), tensorboard_scalars(trained_run_dir),

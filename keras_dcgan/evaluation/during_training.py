@@ -75,11 +75,11 @@ class QualityEvaluation(keras.callbacks.Callback):
         import tensorflow as tf
 
         model, config = self.model, self.config
-        # Under the training strategy's scope: the optimiser writes its average into the copy
-        # through it (outside, MirroredStrategy fails with an AssertionError).
-        with model.distribute_strategy.scope():
-            averaged = inference_generator(config, model.generator, model.generator_optimizer)
-            raw = inference_generator(config, model.generator) if config.generator_ema else None
+        # Plain local copies, outside the strategy: only the chief scores, so nothing here may
+        # create distributed variables (under MultiWorkerMirroredStrategy their initial-value
+        # broadcast would wait for workers that never join it).
+        averaged = inference_generator(config, model.generator, model.generator_optimizer)
+        raw = inference_generator(config, model.generator) if config.generator_ema else None
         results = {"": self._scores(averaged)}
         if raw is not None:
             results["raw_"] = self._scores(raw)
