@@ -190,8 +190,8 @@ def test_two_workers_end_identical_and_only_the_chief_writes(tmp_path, trained_r
     run_dir, scratch = tmp_path / "run", tmp_path / "scratch"
     scratch.mkdir()
     # The job of trained_run_dir (one process), with a weight average of the generator saved at the
-    # end and quality scored after epoch 2 (neither changes training, hence the losses). Both
-    # workers score, and both train the missing classifier into the same cache at once.
+    # end and quality scored after epoch 2 (neither changes training, hence the losses). Only
+    # the chief scores (training the missing classifier first) while the other worker waits.
     cache_dir = tmp_path / "classifier"
     config = small_config(run_dir, generator_ema=0.9, eval_every=2, eval_samples=256, cache_dir=str(cache_dir))
     completed = run_cli(
