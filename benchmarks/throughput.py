@@ -17,8 +17,8 @@ Variants: `tutorial` (benchmarks/tutorial_dcgan.py, float32, batch 256), and the
 DCGAN as `keras-dcgan fit` trains it (its compiled train function) with the current
 defaults and the named precision; suffix `+xla` compiles the step with XLA, e.g.
 `float32+xla`; `resize-conv` variants use that upsampling (e.g. `float32/resize-conv`); after
-`@`, other TrainConfig fields, e.g. the paper's network and batch:
-`mixed_bfloat16@generator_refine_convs:0&batch_size:128&generator_ema:0`.
+`@`, other TrainConfig fields (booleans as true/false), e.g. the paper's networks and batch:
+`mixed_bfloat16@generator_refine_convs:0&generator_output_conv:false&discriminator_refine_convs:0&batch_size:128&generator_ema:0`.
 """
 
 import argparse
@@ -122,7 +122,9 @@ def parse_overrides(text, separator=","):
         name, _, value = item.partition(":")
         default = getattr(TrainConfig(), name)
         if isinstance(default, bool):
-            overrides[name] = value.lower() in ("1", "true", "yes")
+            if value.lower() not in ("true", "false"):
+                raise ValueError(f"{name} is a boolean: write {name}:true or {name}:false, got {value!r}")
+            overrides[name] = value.lower() == "true"
         else:
             overrides[name] = type(default)(value) if default is not None else value
     return overrides
