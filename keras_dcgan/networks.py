@@ -17,9 +17,9 @@ Sizes for 28x28x1 (f = generator_filters, d = discriminator_filters):
 
 The paper's generators have only (transposed) convolutions that upsample; with just two of
 them at 28x28, the layers that draw the strokes see little. Stride-1 convolutions at 14x14
-("refine") and at 28x28 (the output convolution) give them that capacity cheaply, and a
-refine convolution after the discriminator's first layer gives it a judge to match: each cut
-the FCD reached in equal training time (README, quality section).
+("refine") and at 28x28 (the output convolution) give them that capacity cheaply, and
+refine convolutions after the discriminator's first layer (two by default) give it a judge to
+match: each cut the FCD reached in equal training time (README, quality section).
 
 "Up x2" is a 4x4 transposed convolution with stride 2 (the paper's; kernel divisible by
 the stride, which avoids most checkerboard artifacts) or, with `upsampling="resize-conv"`,

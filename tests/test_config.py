@@ -37,4 +37,4 @@ def test_old_run_resumes_with_the_papers_network_flags_and_refuses_the_new_defau
     assert check_run_dir(small_config(tmp_path, **PAPERS_NETWORKS))
     with pytest.raises(ValueError, match="generator_refine_convs: run dir has 0, asked for 1") as refusal:
         check_run_dir(small_config(tmp_path))
-    assert "discriminator_refine_convs: run dir has 0, asked for 1" in str(refusal.value)
+    assert "discriminator_refine_convs: run dir has 0, asked for 2" in str(refusal.value)

@@ -8,7 +8,7 @@ from keras_dcgan.networks import build_discriminator, build_generator
 
 # The README's architecture table quotes these counts for the default config.
 DEFAULT_GENERATOR_PARAMETERS = 853_921
-DEFAULT_DISCRIMINATOR_PARAMETERS = 176_065
+DEFAULT_DISCRIMINATOR_PARAMETERS = 213_185
 
 
 @pytest.mark.parametrize("upsampling", ["transpose", "resize-conv"])
