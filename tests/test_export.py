@@ -381,6 +381,8 @@ def test_edge_variants_are_smaller_run_and_are_recorded(trained_run_dir, tmp_pat
     assert variants["float16"]["bytes"] < 0.6 * float32_bytes
     assert variants["float16"]["max_abs_difference"] <= 1 / 255  # no PNG pixel moves by more than one grey level
     assert variants["int8"]["max_abs_difference"] <= 0.2
+    int8_ops = {node.op_type for node in onnx.load(os.path.join(result.version_dir, variants["int8"]["file"])).graph.node}
+    assert "MatMulInteger" in int8_ops and "ConvInteger" not in int8_ops  # the slow int8 convolution is avoided
 
 
 def _copy_run(trained_run_dir, tmp_path):
