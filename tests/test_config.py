@@ -10,11 +10,13 @@ from tests.conftest import small_config
 
 
 PAPERS_NETWORKS = dict(generator_refine_convs=0, generator_output_conv=False, discriminator_refine_convs=0)
+# Every config.json has had `upsampling`; before session 5 it defaulted to transpose.
+OLD_UPSAMPLING = dict(upsampling="transpose")
 
 
 def _write_old_config_json(run_dir, missing=tuple(PAPERS_NETWORKS)):
     """config.json of the paper's networks as written before the `missing` fields existed."""
-    values = small_config(run_dir, **PAPERS_NETWORKS).to_dict()
+    values = small_config(run_dir, **PAPERS_NETWORKS, **OLD_UPSAMPLING).to_dict()
     for name in missing:
         del values[name]
     (run_dir / "config.json").write_text(json.dumps(values))
@@ -34,7 +36,8 @@ def test_config_json_from_before_the_discriminator_refine_option_means_none(tmp_
 
 def test_old_run_resumes_with_the_papers_network_flags_and_refuses_the_new_defaults(tmp_path):
     _write_old_config_json(tmp_path)
-    assert check_run_dir(small_config(tmp_path, **PAPERS_NETWORKS))
-    with pytest.raises(ValueError, match="generator_refine_convs: run dir has 0, asked for 1") as refusal:
+    assert check_run_dir(small_config(tmp_path, **PAPERS_NETWORKS, **OLD_UPSAMPLING))
+    with pytest.raises(ValueError, match="generator_refine_convs: run dir has 0, asked for 2") as refusal:
         check_run_dir(small_config(tmp_path))
     assert "discriminator_refine_convs: run dir has 0, asked for 2" in str(refusal.value)
+    assert "upsampling: run dir has 'transpose', asked for 'resize-conv'" in str(refusal.value)
