@@ -1,12 +1,13 @@
-"""Where the train step's time goes: a TensorFlow profiler trace of some steps, summed by op type.
+"""Where the train step's time goes: a TensorFlow profiler trace of some steps, summed by op and layer.
 
     .venv/bin/python benchmarks/step_profile.py [--data-dir DIR] [--steps 60]
         [--variants float32,mixed_bfloat16] [--top 25]
 
 For each variant (the syntax of `benchmarks/throughput.py`: PRECISION[/UPSAMPLING][@FIELD:VALUE&...]),
 traces `--steps` steps of the compiled train function with the TensorFlow profiler and adds up
-the time of every TensorFlow op on the host's threads by op type. Printed: the step's wall time,
-each op type's share of the summed op time, and the share of the work that does the FLOPs
+the time of every TensorFlow op on the host's threads. Printed: the step's wall time, the share
+of the summed op time of each part of the model (BatchNorm, activations... from the layer in
+each op's node name) and of each op type, and the share of the work that does the FLOPs
 (convolutions, their gradients and MatMul) against everything else (BatchNorm, element-wise
 ops, the optimisers' updates, casts...), which is where a step far below the FLOP bound loses
 its time. Op times on a 2-core machine overlap (two threads), so shares, not sums, are read.
