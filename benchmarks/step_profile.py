@@ -7,10 +7,9 @@ For each variant (the syntax of `benchmarks/throughput.py`: PRECISION[/UPSAMPLIN
 traces `--steps` steps of the compiled train function with the TensorFlow profiler and adds up
 the time of every TensorFlow op on the host's threads. Printed: the step's wall time, the share
 of the summed op time of each part of the model (BatchNorm, activations... from the layer in
-each op's node name) and of each op type, and the share of the work that does the FLOPs
-(convolutions, their gradients and MatMul) against everything else (BatchNorm, element-wise
-ops, the optimisers' updates, casts...), which is where a step far below the FLOP bound loses
-its time. Op times on a 2-core machine overlap (two threads), so shares, not sums, are read.
+each op's node name; the first part is the work that does the FLOPs, everything else is where
+a step far below the FLOP bound loses its time) and of each op type. Op times on a 2-core
+machine overlap (two threads), so shares, not sums, are read.
 """
 
 import argparse
@@ -98,10 +97,8 @@ def profile(variant, steps):
 
 def report(name, steps, seconds, totals, parts, top):
     summed = sum(totals.values())
-    flop_share = sum(value for key, value in totals.items() if FLOP_OPS.search(key)) / summed
     print(f"\n{name}: {steps} steps in {seconds:.2f} s ({1000 * seconds / steps:.1f} ms per step, traced); "
           f"op time summed over threads {1000 * summed / steps:.1f} ms per step")
-    print(f"  convolutions, their gradients and MatMul: {flop_share:.1%} of op time; everything else: {1 - flop_share:.1%}")
     print(f"  {'part of the model':52} {'share':>7} {'ms/step':>8}")
     for part, value in parts.most_common():
         print(f"  {part:52} {value / summed:7.1%} {1000 * value / steps:8.2f}")

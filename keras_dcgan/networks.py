@@ -21,10 +21,11 @@ them at 28x28, the layers that draw the strokes see little. Stride-1 convolution
 refine convolutions after the discriminator's first layer (two by default) give it a judge to
 match: each cut the FCD reached in equal training time (README, quality section).
 
-"Up x2" is a 4x4 transposed convolution with stride 2 (the paper's; kernel divisible by
-the stride, which avoids most checkerboard artifacts) or, with `upsampling="resize-conv"`,
-nearest-neighbour resizing followed by a 3x3 convolution, which cannot produce them
-(Odena et al., "Deconvolution and Checkerboard Artifacts", distill.pub 2016).
+"Up x2" is, with `upsampling="resize-conv"` (the default), nearest-neighbour resizing
+followed by a 3x3 convolution, which cannot produce checkerboard artifacts (Odena et al.,
+"Deconvolution and Checkerboard Artifacts", distill.pub 2016), or, with "transpose", a 4x4
+transposed convolution with stride 2 (the paper's; kernel divisible by the stride, which
+avoids most of them).
 
 Under a mixed-precision policy the generator's last layer and the discriminator's logit
 layer compute in float32, so images, logits and losses keep full precision (Keras'
