@@ -16,7 +16,8 @@ usual 3x), G once and D on a real and a fake image. Only Dense and convolution l
 Variants: `tutorial` (benchmarks/tutorial_dcgan.py, float32, batch 256), and the project's
 DCGAN as `keras-dcgan fit` trains it (its compiled train function) with the current
 defaults and the named precision; suffix `+xla` compiles the step with XLA, e.g.
-`float32+xla`; `resize-conv` variants use that upsampling (e.g. `float32/resize-conv`); after
+`float32+xla`; suffix `+keras-bn` trains with Keras' own BatchNormalization instead of the
+fused kernel (keras_dcgan/fused_batch_norm.py), e.g. `float32+keras-bn`; `resize-conv` variants use that upsampling (e.g. `float32/resize-conv`); after
 `@`, other TrainConfig fields (booleans as true/false), e.g. the paper's networks and batch:
 `mixed_bfloat16@generator_refine_convs:0&generator_output_conv:false&discriminator_refine_convs:0&batch_size:128&generator_ema:0`.
 """
@@ -92,14 +93,14 @@ class TutorialVariant:
 class ProjectVariant:
     """The project's DCGAN with TrainConfig defaults plus `overrides`, stepped by its compiled train function."""
 
-    def __init__(self, images, overrides, jit_compile=False):
+    def __init__(self, images, overrides, jit_compile=False, fused_batch_norm=True):
         self.config = TrainConfig(**{**TrainConfig().to_dict(), **overrides})
-        self.name = (f"{self.config.precision}/{self.config.upsampling}{'+xla' if jit_compile else ''} "
-                     f"b{self.config.batch_size}")
+        self.name = (f"{self.config.precision}/{self.config.upsampling}{'+xla' if jit_compile else ''}"
+                     f"{'' if fused_batch_norm else '+keras-bn'} b{self.config.batch_size}")
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.config.precision)
         try:
-            self.model = build_model(self.config)
+            self.model = build_model(self.config, fused_batch_norm=fused_batch_norm)
         finally:
             keras.config.set_dtype_policy(previous)
         self.model.jit_compile = jit_compile
@@ -131,18 +132,18 @@ def parse_overrides(text, separator=","):
 
 
 def parse_variant(text, images, batch_size):
-    """"tutorial", or PRECISION[/UPSAMPLING][+xla][@FIELD:VALUE&FIELD:VALUE...] for the project's model."""
+    """"tutorial", or PRECISION[/UPSAMPLING][+xla][+keras-bn][@FIELD:VALUE&FIELD:VALUE...] for the project's model."""
     if text == "tutorial":
         return TutorialVariant(images)
     text, _, extra = text.partition("@")
-    precision, _, upsampling = text.replace("+xla", "").partition("/")
+    precision, _, upsampling = text.replace("+xla", "").replace("+keras-bn", "").partition("/")
     overrides = {"precision": precision}
     if upsampling:
         overrides["upsampling"] = upsampling
     if batch_size:
         overrides["batch_size"] = batch_size
     overrides.update(parse_overrides(extra, separator="&"))
-    variant = ProjectVariant(images, overrides, jit_compile=text.endswith("+xla"))
+    variant = ProjectVariant(images, overrides, jit_compile="+xla" in text, fused_batch_norm="+keras-bn" not in text)
     if extra:
         variant.name += f" @{extra}"
     return variant

@@ -11,7 +11,10 @@ import numpy as np
 
 
 def float32_generator(config):
-    """build_generator follows Keras' global dtype policy: build in float32 whatever it is."""
+    """build_generator follows Keras' global dtype policy: build in float32 whatever it is.
+
+    Built with Keras' own BatchNormalization, so generator.keras loads without this package.
+    """
     import keras
 
     from keras_dcgan.networks import build_generator
@@ -19,7 +22,7 @@ def float32_generator(config):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
-        return build_generator(config)
+        return build_generator(config, fused_batch_norm=False)
     finally:
         keras.config.set_dtype_policy(previous)
 

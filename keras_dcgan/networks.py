@@ -33,7 +33,10 @@ mixed-precision guide); the costly middle layers run in bfloat16.
 
 BatchNorm is `synchronized=True`: under several replicas the statistics are those of the
 global batch, so training does not change with the number of devices, and the moving
-statistics stay identical on every worker. With one replica it is plain BatchNorm.
+statistics stay identical on every worker. With one replica the networks that train
+use TensorFlow's fused BatchNorm kernel (fused_batch_norm.py: same maths, one kernel); the
+float32 copies that are saved and exported are built with `fused_batch_norm=False`, so
+generator.keras holds only Keras' own layers.
 Momentum 0.9 (PyTorch's 0.1) lets the generator's moving statistics, used at inference
 and in every export, follow the fast-changing weights of GAN training.
 """
@@ -42,6 +45,7 @@ import keras
 from keras import layers
 
 from keras_dcgan.data import IMAGE_SHAPE
+from keras_dcgan.fused_batch_norm import FusedTrainingBatchNormalization
 
 KERNEL_SIZE = 4
 
@@ -50,8 +54,9 @@ def _initializer(seed):
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02, seed=seed)
 
 
-def _batch_norm(name):
-    return layers.BatchNormalization(
+def _batch_norm(name, fused):
+    layer_class = FusedTrainingBatchNormalization if fused else layers.BatchNormalization
+    return layer_class(
         momentum=0.9,
         epsilon=1e-5,
         synchronized=True,
@@ -80,7 +85,7 @@ def _upsample(filters, mode, name, seed, activation=None, use_bias=False, dtype=
     raise ValueError(f"upsampling must be 'transpose' or 'resize-conv', got {mode!r}")
 
 
-def _refine(count, filters, seed, slope=None):
+def _refine(count, filters, seed, fused_batch_norm, slope=None):
     """`count` stride-1 3x3 convolutions at 14x14, each with BatchNorm and ReLU (LeakyReLU(slope))."""
     stack = []
     for index in range(1, count + 1):
@@ -90,19 +95,19 @@ def _refine(count, filters, seed, slope=None):
         )
         stack += [
             layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=_initializer(seed + index), name=name),
-            _batch_norm(f"{name}_bn"),
+            _batch_norm(f"{name}_bn", fused_batch_norm),
             activation,
         ]
     return stack
 
 
-def _output(config, seed):
+def _output(config, seed, fused_batch_norm):
     """The last upsampling to 28x28 and the tanh image, in float32 under mixed precision."""
     if not config.generator_output_conv:
         return _upsample(IMAGE_SHAPE[-1], config.upsampling, "up_28x28", seed, activation="tanh", use_bias=True, dtype="float32")
     return [
         *_upsample(config.generator_filters // 2, config.upsampling, "up_28x28", seed),
-        _batch_norm("up_28x28_bn"),
+        _batch_norm("up_28x28_bn", fused_batch_norm),
         layers.ReLU(name="up_28x28_relu"),
         layers.Conv2D(
             IMAGE_SHAPE[-1], 3, padding="same", activation="tanh", kernel_initializer=_initializer(seed + 10),
@@ -111,26 +116,29 @@ def _output(config, seed):
     ]
 
 
-def build_generator(config):
-    """latent [batch, latent_dim] -> images [batch, 28, 28, 1] in [-1, 1]."""
+def build_generator(config, fused_batch_norm=True):
+    """latent [batch, latent_dim] -> images [batch, 28, 28, 1] in [-1, 1].
+
+    `fused_batch_norm=False` builds with Keras' own BatchNormalization (for saved copies).
+    """
     filters = config.generator_filters
     seed = config.seed
     stack = [
         keras.Input((config.latent_dim,), name="latent"),
         layers.Dense(7 * 7 * 2 * filters, use_bias=False, kernel_initializer=_initializer(seed), name="project"),
-        _batch_norm("project_bn"),
+        _batch_norm("project_bn", fused_batch_norm),
         layers.ReLU(name="project_relu"),
         layers.Reshape((7, 7, 2 * filters), name="to_7x7"),
         *_upsample(filters, config.upsampling, "up_14x14", seed + 1),
-        _batch_norm("up_14x14_bn"),
+        _batch_norm("up_14x14_bn", fused_batch_norm),
         layers.ReLU(name="up_14x14_relu"),
-        *_refine(config.generator_refine_convs, filters, seed + 2),
-        *_output(config, seed + 2),
+        *_refine(config.generator_refine_convs, filters, seed + 2, fused_batch_norm),
+        *_output(config, seed + 2, fused_batch_norm),
     ]
     return keras.Sequential(stack, name="generator")
 
 
-def build_discriminator(config):
+def build_discriminator(config, fused_batch_norm=True):
     """images [batch, 28, 28, 1] in [-1, 1] -> one real-vs-fake logit [batch, 1]."""
     filters = config.discriminator_filters
     slope = config.leaky_relu_slope
@@ -139,7 +147,7 @@ def build_discriminator(config):
         keras.Input(IMAGE_SHAPE, name="images"),
         layers.Conv2D(filters, KERNEL_SIZE, strides=2, padding="same", kernel_initializer=_initializer(seed), name="down_14x14"),
         layers.LeakyReLU(negative_slope=slope, name="down_14x14_lrelu"),
-        *_refine(config.discriminator_refine_convs, filters, seed + 2, slope=slope),
+        *_refine(config.discriminator_refine_convs, filters, seed + 2, fused_batch_norm, slope=slope),
         layers.Conv2D(
             2 * filters,
             KERNEL_SIZE,
@@ -149,7 +157,7 @@ def build_discriminator(config):
             kernel_initializer=_initializer(seed + 1),
             name="down_7x7",
         ),
-        _batch_norm("down_7x7_bn"),
+        _batch_norm("down_7x7_bn", fused_batch_norm),
         layers.LeakyReLU(negative_slope=slope, name="down_7x7_lrelu"),
         layers.Flatten(name="flatten"),
         layers.Dense(1, kernel_initializer=_initializer(seed + 2), dtype="float32", name="logit"),

@@ -42,9 +42,14 @@ class TrainingResult:
     history: dict
 
 
-def build_model(config):
-    """The compiled DCGAN of `config`; call inside the strategy's scope."""
-    model = DCGAN(build_generator(config), build_discriminator(config), config.latent_dim, seed=config.seed)
+def build_model(config, fused_batch_norm=True):
+    """The compiled DCGAN of `config`; call inside the strategy's scope.
+
+    `fused_batch_norm=False` trains with Keras' own BatchNormalization (for benchmarks).
+    """
+    generator = build_generator(config, fused_batch_norm=fused_batch_norm)
+    discriminator = build_discriminator(config, fused_batch_norm=fused_batch_norm)
+    model = DCGAN(generator, discriminator, config.latent_dim, seed=config.seed)
     model.compile(
         generator_optimizer=keras.optimizers.Adam(
             config.generator_lr, beta_1=config.beta1,
