@@ -100,3 +100,19 @@ def test_training_networks_use_it_and_saved_copies_do_not():
     copy.set_weights(training_generator.get_weights())
     latents = np.random.default_rng(4).normal(size=(3, 8)).astype(np.float32)
     np.testing.assert_array_equal(copy(latents, training=False), training_generator(latents, training=False))
+
+
+@pytest.mark.parametrize("op", ["FusedBatchNormV3", "FusedBatchNormGradV3"])
+def test_the_kernel_exists_for_every_training_precision_on_cpu_and_gpu(op):
+    """No GPU here: check the installed TensorFlow registers the kernels a GPU run would need."""
+    from tensorflow.python.framework import kernels
+
+    registered = {
+        (kernel.device_type, tf.dtypes.as_dtype(constraint.allowed_values.list.type[0]).name)
+        for kernel in kernels.get_registered_kernels_for_op(op).kernel
+        for constraint in kernel.constraint
+        if constraint.name == "T"
+    }
+    for device in ("CPU", "GPU"):
+        for dtype in ("float32", "bfloat16"):
+            assert (device, dtype) in registered, f"{op} has no {device} kernel for {dtype}: {sorted(registered)}"
