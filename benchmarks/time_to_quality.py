@@ -8,7 +8,9 @@ listed overrides, trained by the compiled train function `keras-dcgan fit` uses)
 one epoch each, in this one process, so all of them see the same machine state. After every
 epoch each is scored with `keras-dcgan evaluate`'s metrics (FCD etc. on --samples seeded
 latents against the test split; the clock is stopped while scoring). Variants with a weight
-average are scored on the average (`ema`) and on the last weights (`raw`).
+average are scored on the average (`ema`) and on the last weights (`raw`). The item
+`batch_norm:keras` trains a variant with Keras' own BatchNormalization instead of the fused
+kernel (keras_dcgan/fused_batch_norm.py).
 
 Printed: a table per epoch, then, with T = the tutorial's best FCD over its epochs, the
 training seconds each model needed to first reach T and T/4 (and T/10).
@@ -48,10 +50,13 @@ class Tutorial:
         return {"": self.model.generate}
 
 
+KERAS_BATCH_NORM = "batch_norm:keras"
+
+
 class Project:
-    def __init__(self, name, images, overrides):
+    def __init__(self, name, images, overrides, fused_batch_norm=True):
         self.name = name
-        self.variant = throughput.ProjectVariant(images, overrides)
+        self.variant = throughput.ProjectVariant(images, overrides, fused_batch_norm=fused_batch_norm)
         self.steps = steps_per_epoch(len(images), self.variant.batch_size)
 
     def train_epoch(self):
@@ -85,7 +90,9 @@ def main(argv=None):
     models = [] if args.no_tutorial else [Tutorial(images)]
     for item in filter(None, args.variants.split(";")):
         name, _, overrides = item.partition("=")
-        models.append(Project(name, images, throughput.parse_overrides(overrides)))
+        fields = [field for field in overrides.split(",") if field != KERAS_BATCH_NORM]
+        fused_batch_norm = len(fields) == len(overrides.split(","))
+        models.append(Project(name, images, throughput.parse_overrides(",".join(fields)), fused_batch_norm))
     real = evaluator.real_reference(args.samples)
     print(f"real (train vs test, {args.samples}): FCD {real.fcd:.3f}, score {real.classifier_score:.3f}, "
           f"class KL {real.class_kl:.4f}, unsure {real.unsure_share:.1%}, checkerboard {real.checkerboard:.3f}", flush=True)
