@@ -57,7 +57,7 @@ class TrainConfig:
     )
     seed: int = _option(0, "seed of data order, latents and weight initialisation")
     strategy: str = _option("auto", "tf.distribute strategy", choices=STRATEGIES)
-    # mixed_bfloat16: 1.37x the float32 img/s of these defaults on this project's CPUs (1.19x for
+    # mixed_bfloat16: 1.50x the float32 img/s of these defaults on this project's CPUs (1.35x for
     # the paper's networks) at equal sample quality (README, quality section); variables,
     # BatchNorm, outputs, logits and losses stay float32.
     precision: str = _option(
