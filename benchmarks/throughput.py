@@ -17,8 +17,9 @@ Variants: `tutorial` (benchmarks/tutorial_dcgan.py, float32, batch 256), and the
 DCGAN as `keras-dcgan fit` trains it (its compiled train function) with the current
 defaults and the named precision; suffix `+xla` compiles the step with XLA, e.g.
 `float32+xla`; suffix `+keras-bn` trains with Keras' own BatchNormalization instead of the
-fused kernel (keras_dcgan/fused_batch_norm.py), e.g. `float32+keras-bn`; `resize-conv` variants use that upsampling (e.g. `float32/resize-conv`); after
-`@`, other TrainConfig fields (booleans as true/false), e.g. the paper's networks and batch:
+fused kernel (keras_dcgan/fused_batch_norm.py), e.g. `float32+keras-bn`; `resize-conv`
+variants use that upsampling (e.g. `float32/resize-conv`); after `@`, other TrainConfig
+fields (booleans as true/false), e.g. the paper's networks and batch:
 `mixed_bfloat16@generator_refine_convs:0&generator_output_conv:false&discriminator_refine_convs:0&batch_size:128&generator_ema:0`.
 """
 

@@ -90,9 +90,10 @@ def main(argv=None):
     models = [] if args.no_tutorial else [Tutorial(images)]
     for item in filter(None, args.variants.split(";")):
         name, _, overrides = item.partition("=")
-        fields = [field for field in overrides.split(",") if field != KERAS_BATCH_NORM]
-        fused_batch_norm = len(fields) == len(overrides.split(","))
-        models.append(Project(name, images, throughput.parse_overrides(",".join(fields)), fused_batch_norm))
+        fields = overrides.split(",")
+        fused_batch_norm = KERAS_BATCH_NORM not in fields
+        fields = ",".join(field for field in fields if field != KERAS_BATCH_NORM)
+        models.append(Project(name, images, throughput.parse_overrides(fields), fused_batch_norm))
     real = evaluator.real_reference(args.samples)
     print(f"real (train vs test, {args.samples}): FCD {real.fcd:.3f}, score {real.classifier_score:.3f}, "
           f"class KL {real.class_kl:.4f}, unsure {real.unsure_share:.1%}, checkerboard {real.checkerboard:.3f}", flush=True)
