@@ -51,14 +51,21 @@ def assert_same_loss_scale(losses, reference, what):
 
 
 def test_each_worker_gets_its_own_tf_config_and_a_failure_stops_the_others(tmp_path):
-    # Worker 1 fails at once with code 3; worker 0 would run for a minute if not stopped.
+    # Worker 1 fails with code 3 once worker 0 has printed its TF_CONFIG (a marker file says
+    # so: on a busy machine worker 0 may start later); worker 0 would run for a minute if not stopped.
+    printed = tmp_path / "worker_0_printed"
     script = (
-        "import json, os, sys, time\n"
+        "import json, os, pathlib, sys, time\n"
         "config = json.loads(os.environ['TF_CONFIG'])\n"
         "print('TF_CONFIG', json.dumps(config), flush=True)\n"
-        "if config['task']['index'] == 1:\n"
-        "    sys.exit(3)\n"
-        "time.sleep(60)\n"
+        f"printed = pathlib.Path({str(printed)!r})\n"
+        "if config['task']['index'] == 0:\n"
+        "    printed.touch()\n"
+        "    time.sleep(60)\n"
+        "deadline = time.monotonic() + 20\n"
+        "while not printed.exists() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "sys.exit(3)\n"
     )
     output_path = tmp_path / "output.txt"
     started = time.monotonic()
