@@ -36,7 +36,8 @@ def _pair(shape, dtype_policy="float32"):
 
 
 def _train_call(layer, inputs):
-    """Outputs, gradients (inputs, gamma, beta) of a weighted sum, in one compiled training call."""
+    """Outputs, gradients (inputs, gamma, beta) of a weighted sum, and the op types of the
+    compiled training call (to tell which kernel ran)."""
     weights_of_outputs = tf.random.stateless_normal(inputs.shape, seed=[1, 2])
 
     @tf.function
@@ -48,7 +49,14 @@ def _train_call(layer, inputs):
         return outputs, tape.gradient(loss, [inputs, layer.gamma.value, layer.beta.value])
 
     outputs, gradients = step(inputs)
-    return np.asarray(tf.cast(outputs, tf.float32)), [np.asarray(tf.cast(g, tf.float32)) for g in gradients]
+    op_types = {op.type for op in step.get_concrete_function(inputs).graph.get_operations()}
+    return np.asarray(tf.cast(outputs, tf.float32)), [np.asarray(tf.cast(g, tf.float32)) for g in gradients], op_types
+
+
+def _assert_fused_kernel_ran(fused_op_types, keras_op_types):
+    """Without this the comparisons below would pass if the layer silently fell back to Keras'."""
+    assert {"FusedBatchNormV3", "FusedBatchNormGradV3"} <= fused_op_types
+    assert "FusedBatchNormV3" not in keras_op_types
 
 
 @pytest.mark.parametrize("shape", [(16, 7, 7, 8), (32, 24)], ids=["images", "dense"])
@@ -56,9 +64,10 @@ def test_training_step_matches_keras_batch_norm(shape):
     keras_layer, fused_layer = _pair(shape)
     initial_moving_mean = fused_layer.get_weights()[2]
     inputs = tf.constant(np.random.default_rng(1).normal(3.0, 2.0, shape).astype(np.float32))
-    keras_outputs, keras_gradients = _train_call(keras_layer, inputs)
-    fused_outputs, fused_gradients = _train_call(fused_layer, inputs)
+    keras_outputs, keras_gradients, keras_op_types = _train_call(keras_layer, inputs)
+    fused_outputs, fused_gradients, fused_op_types = _train_call(fused_layer, inputs)
 
+    _assert_fused_kernel_ran(fused_op_types, keras_op_types)
     np.testing.assert_allclose(fused_outputs, keras_outputs, atol=2e-5)
     for fused_gradient, keras_gradient in zip(fused_gradients, keras_gradients, strict=True):
         np.testing.assert_allclose(fused_gradient, keras_gradient, rtol=1e-4, atol=2e-4)
@@ -78,8 +87,9 @@ def test_mixed_bfloat16_keeps_bfloat16_activations_and_float32_statistics():
     shape = (16, 7, 7, 8)
     keras_layer, fused_layer = _pair(shape, dtype_policy="mixed_bfloat16")
     inputs = tf.cast(np.random.default_rng(3).normal(size=shape), tf.bfloat16)
-    keras_outputs, _ = _train_call(keras_layer, inputs)
-    fused_outputs, _ = _train_call(fused_layer, inputs)
+    keras_outputs, _, keras_op_types = _train_call(keras_layer, inputs)
+    fused_outputs, _, fused_op_types = _train_call(fused_layer, inputs)
+    _assert_fused_kernel_ran(fused_op_types, keras_op_types)
     np.testing.assert_allclose(fused_outputs, keras_outputs, atol=0.05)  # bf16 keeps ~3 digits
     assert fused_layer.moving_variance.dtype == "float32"
     np.testing.assert_allclose(fused_layer.get_weights()[3], keras_layer.get_weights()[3], rtol=1e-3)
