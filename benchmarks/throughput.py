@@ -20,7 +20,7 @@ defaults and the named precision; suffix `+xla` compiles the step with XLA, e.g.
 fused kernel (keras_dcgan/fused_batch_norm.py), e.g. `float32+keras-bn`; `resize-conv`
 variants use that upsampling (e.g. `float32/resize-conv`); after `@`, other TrainConfig
 fields (booleans as true/false), e.g. the paper's networks and batch:
-`mixed_bfloat16@generator_refine_convs:0&generator_output_conv:false&discriminator_refine_convs:0&batch_size:128&generator_ema:0`.
+`mixed_bfloat16@generator_refine_convs:0&generator_output_conv:false&discriminator_refine_convs:0&categorical_code:0&batch_size:128&generator_ema:0`.
 """
 
 import argparse

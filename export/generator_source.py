@@ -70,11 +70,11 @@ def _final_generator(run_dir, config):
             f"{run_dir} has no {GENERATOR_FILE} (training has not finished); "
             f"export a checkpoint with --epoch N instead (saved epochs: {saved_epochs(checkpoints) or 'none'})"
         )
+    generator = float32_generator(config)  # first: it registers the package's layers that generator.keras may hold
     try:
         saved = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises ValueError, zipfile.BadZipFile, OSError... for a damaged file
         raise ExportError(f"{path} cannot be loaded ({type(error).__name__}: {error}); is it corrupt?") from error
-    generator = float32_generator(config)
     try:
         generator.set_weights(saved.get_weights())
     except ValueError as error:

@@ -17,7 +17,9 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 # What a config.json written before a field existed meant by its absence: the networks had
 # no refine nor output convolutions (the paper's). Other missing fields take the default.
-FIELDS_ADDED_LATER = {"generator_refine_convs": 0, "generator_output_conv": False, "discriminator_refine_convs": 0}
+FIELDS_ADDED_LATER = {
+    "generator_refine_convs": 0, "generator_output_conv": False, "discriminator_refine_convs": 0, "categorical_code": 0,
+}
 
 # Fields that may change between a run and its resumption without changing the
 # experiment: how long to train, where the data lives, how it is spread over devices.
@@ -85,6 +87,11 @@ class TrainConfig:
         True, "end the generator with a 3x3 convolution at 28x28 (its last upsampling then gives "
         "generator_filters/2 channels with BatchNorm, ReLU); false: upsample straight to the image (the paper's)"
     )
+    # InfoGAN's categorical code (categorical_code.py): TODO measured figures.
+    categorical_code: int = _option(
+        10, "categories of an InfoGAN code read from the latent (the largest of its first K values), which the "
+        "discriminator learns to name from the image (0: none, the paper's DCGAN)"
+    )
     discriminator_filters: int = _option(64, "channels of the discriminator's first layer (its second has twice as many)")
     # Layers at 14x14 widen what the discriminator sees before it downsamples: one reached a
     # given FCD in 0.6-0.8x the training time of none (three seeds), two gave 10-25 % lower FCD
@@ -118,7 +125,11 @@ class TrainConfig:
                 f"generator_filters must be at least 2 with generator_output_conv (its 28x28 layer has half as many), "
                 f"got {self.generator_filters}"
             )
-        for name in ("generator_refine_convs", "discriminator_refine_convs"):
+        if self.categorical_code == 1 or self.categorical_code > self.latent_dim:
+            raise ValueError(
+                f"categorical_code must be 0 (none) or 2 to latent_dim ({self.latent_dim}) categories, got {self.categorical_code}"
+            )
+        for name in ("generator_refine_convs", "discriminator_refine_convs", "categorical_code"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
         for name in ("generator_lr", "discriminator_lr"):

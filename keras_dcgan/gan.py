@@ -4,7 +4,11 @@ One step, from one forward pass (as the TensorFlow DCGAN tutorial does):
     fake = G(z);  real_logits = D(x);  fake_logits = D(fake)
     d_loss = BCE(1, real_logits) + BCE(0, fake_logits)
     g_loss = BCE(1, fake_logits)                 the non-saturating generator loss
-and each network takes an Adam step on its own loss.
+and each network takes an Adam step on its own loss. With an InfoGAN categorical code
+(categorical_code.py) the discriminator also returns logits of the code, and both networks
+add the code's cross-entropy on the fakes (InfoGAN's lower bound on the mutual information
+between code and image, weight 1 as in the paper for discrete codes) to their loss:
+    info_loss = CE(argmax(z[:k]), code_logits(fake))
 
 Written for tf.distribute (see the project's ENVIRONMENT notes):
 - `call(images)` returns the discriminator's logits, so Keras can build the model under
@@ -20,19 +24,24 @@ different noise, and a resumed run draws exactly what an uninterrupted one would
 import keras
 import tensorflow as tf
 
+from keras_dcgan.categorical_code import code_indices
+
 
 class DCGAN(keras.Model):
-    def __init__(self, generator, discriminator, latent_dim, seed=0, **kwargs):
+    def __init__(self, generator, discriminator, latent_dim, seed=0, categorical_code=0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = latent_dim
         self.seed = seed
+        self.categorical_code = categorical_code
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.code_loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.real_score_tracker = keras.metrics.Mean(name="real_score")
         self.fake_score_tracker = keras.metrics.Mean(name="fake_score")
+        self.info_loss_tracker = keras.metrics.Mean(name="info_loss") if categorical_code else None
 
     def compile(self, generator_optimizer, discriminator_optimizer, **kwargs):
         super().compile(**kwargs)
@@ -46,8 +55,9 @@ class DCGAN(keras.Model):
 
     @property
     def metrics(self):
-        """d_loss, g_loss, and the discriminator's mean outputs D(x) and D(G(z))."""
-        return [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
+        """d_loss, g_loss, the discriminator's mean outputs D(x) and D(G(z)), and info_loss with a code."""
+        trackers = [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
+        return trackers + [self.info_loss_tracker] if self.info_loss_tracker else trackers
 
     @property
     def global_step(self):
@@ -55,7 +65,11 @@ class DCGAN(keras.Model):
         return self.generator_optimizer.iterations
 
     def call(self, images, training=False):
-        return self.discriminator(images, training=training)
+        return self._split(self.discriminator(images, training=training))[0]
+
+    def _split(self, outputs):
+        """(real-vs-fake logits, code logits or None) of the discriminator's outputs."""
+        return tuple(outputs) if self.categorical_code else (outputs, None)
 
     def sample_latent(self, batch_size):
         replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
@@ -68,24 +82,30 @@ class DCGAN(keras.Model):
         latent = self.sample_latent(batch_size)
         with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
             fake_images = self.generator(latent, training=True)
-            real_logits = self.discriminator(images, training=True)
-            fake_logits = self.discriminator(fake_images, training=True)
+            real_logits, _ = self._split(self.discriminator(images, training=True))
+            fake_logits, code_logits = self._split(self.discriminator(fake_images, training=True))
             real_labels = tf.ones_like(real_logits)
             d_loss = self.loss_fn(real_labels, real_logits) + self.loss_fn(tf.zeros_like(fake_logits), fake_logits)
             g_loss = self.loss_fn(real_labels, fake_logits)
+            info_loss = tf.zeros_like(d_loss)
+            if self.categorical_code:
+                info_loss = self.code_loss_fn(code_indices(latent, self.categorical_code), code_logits)
+            d_total, g_total = d_loss + info_loss, g_loss + info_loss  # inside the tapes, which record only there
 
         discriminator_variables = self.discriminator.trainable_variables
         generator_variables = self.generator.trainable_variables
         self.discriminator_optimizer.apply_gradients(
-            zip(discriminator_tape.gradient(d_loss, discriminator_variables), discriminator_variables)
+            zip(discriminator_tape.gradient(d_total, discriminator_variables), discriminator_variables)
         )
         self.generator_optimizer.apply_gradients(
-            zip(generator_tape.gradient(g_loss, generator_variables), generator_variables)
+            zip(generator_tape.gradient(g_total, generator_variables), generator_variables)
         )
 
         replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, d_loss.dtype)
         self.d_loss_tracker.update_state(d_loss * replicas)
         self.g_loss_tracker.update_state(g_loss * replicas)
+        if self.categorical_code:
+            self.info_loss_tracker.update_state(info_loss * replicas)
         self.real_score_tracker.update_state(tf.sigmoid(real_logits))
         self.fake_score_tracker.update_state(tf.sigmoid(fake_logits))
         return {metric.name: tf.reshape(metric.result(), [1]) for metric in self.metrics}

@@ -6,7 +6,8 @@ with a tanh output; LeakyReLU(0.2) in the discriminator; weights from N(0, 0.02)
 
 Sizes for 28x28x1 (f = generator_filters, d = discriminator_filters):
 
-    generator      latent -> Dense 7*7*2f -> BN, ReLU -> reshape 7x7x2f
+    generator      latent -> [one_hot(argmax(latent[:k])), latent] (categorical_code k > 0)
+                   -> Dense 7*7*2f -> BN, ReLU -> reshape 7x7x2f
                    -> up x2 to 14x14xf -> BN, ReLU
                    -> [conv 3x3/1 to 14x14xf -> BN, ReLU] x generator_refine_convs
                    -> up x2 to 28x28x(f/2) -> BN, ReLU -> conv 3x3/1 to 28x28x1 -> tanh
@@ -14,6 +15,8 @@ Sizes for 28x28x1 (f = generator_filters, d = discriminator_filters):
     discriminator  28x28x1 -> conv 4x4/2 to 14x14xd -> LeakyReLU
                    -> [conv 3x3/1 to 14x14xd -> BN, LeakyReLU] x discriminator_refine_convs
                    -> conv 4x4/2 to 7x7x2d -> BN, LeakyReLU -> flatten -> Dense 1 (a logit)
+                   and, with a categorical code, a second head on the flattened features:
+                   Dense 128 -> LeakyReLU -> Dense k (logits of the code, InfoGAN's Q)
 
 The paper's generators have only (transposed) convolutions that upsample; with just two of
 them at 28x28, the layers that draw the strokes see little. Stride-1 convolutions at 14x14
@@ -44,6 +47,7 @@ and in every export, follow the fast-changing weights of GAN training.
 import keras
 from keras import layers
 
+from keras_dcgan.categorical_code import CategoricalCode
 from keras_dcgan.data import IMAGE_SHAPE
 from keras_dcgan.fused_batch_norm import FusedTrainingBatchNormalization
 
@@ -125,6 +129,7 @@ def build_generator(config, fused_batch_norm=True):
     seed = config.seed
     stack = [
         keras.Input((config.latent_dim,), name="latent"),
+        *_categorical_code(config),
         layers.Dense(7 * 7 * 2 * filters, use_bias=False, kernel_initializer=_initializer(seed), name="project"),
         _batch_norm("project_bn", fused_batch_norm),
         layers.ReLU(name="project_relu"),
@@ -138,8 +143,19 @@ def build_generator(config, fused_batch_norm=True):
     return keras.Sequential(stack, name="generator")
 
 
+def _categorical_code(config):
+    """The code layer, in float32 under mixed precision: in bfloat16 neighbouring latent values would tie."""
+    if not config.categorical_code:
+        return []
+    return [CategoricalCode(config.categorical_code, dtype="float32", name="categorical_code")]
+
+
 def build_discriminator(config, fused_batch_norm=True):
-    """images [batch, 28, 28, 1] in [-1, 1] -> one real-vs-fake logit [batch, 1]."""
+    """images [batch, 28, 28, 1] in [-1, 1] -> one real-vs-fake logit [batch, 1].
+
+    With a categorical code (config.categorical_code k > 0) it returns [logit [batch, 1],
+    code logits [batch, k]]: the second head recovers the generator's code from the image.
+    """
     filters = config.discriminator_filters
     slope = config.leaky_relu_slope
     seed = config.seed + 10
@@ -160,6 +176,21 @@ def build_discriminator(config, fused_batch_norm=True):
         _batch_norm("down_7x7_bn", fused_batch_norm),
         layers.LeakyReLU(negative_slope=slope, name="down_7x7_lrelu"),
         layers.Flatten(name="flatten"),
-        layers.Dense(1, kernel_initializer=_initializer(seed + 2), dtype="float32", name="logit"),
     ]
-    return keras.Sequential(stack, name="discriminator")
+    logit = layers.Dense(1, kernel_initializer=_initializer(seed + 2), dtype="float32", name="logit")
+    if not config.categorical_code:
+        return keras.Sequential([*stack, logit], name="discriminator")
+    code_head = [
+        layers.Dense(128, kernel_initializer=_initializer(seed + 3), name="code_hidden"),
+        layers.LeakyReLU(negative_slope=slope, name="code_hidden_lrelu"),
+        layers.Dense(config.categorical_code, kernel_initializer=_initializer(seed + 4), dtype="float32", name="code_logits"),
+    ]
+    images = stack[0]
+    features = _apply(stack[1:], images)
+    return keras.Model(images, [logit(features), _apply(code_head, features)], name="discriminator")
+
+
+def _apply(stack, tensor):
+    for layer in stack:
+        tensor = layer(tensor)
+    return tensor

@@ -49,7 +49,7 @@ def build_model(config, fused_batch_norm=True):
     """
     generator = build_generator(config, fused_batch_norm=fused_batch_norm)
     discriminator = build_discriminator(config, fused_batch_norm=fused_batch_norm)
-    model = DCGAN(generator, discriminator, config.latent_dim, seed=config.seed)
+    model = DCGAN(generator, discriminator, config.latent_dim, seed=config.seed, categorical_code=config.categorical_code)
     model.compile(
         generator_optimizer=keras.optimizers.Adam(
             config.generator_lr, beta_1=config.beta1,

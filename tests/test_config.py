@@ -9,7 +9,7 @@ from keras_dcgan.training import check_run_dir
 from tests.conftest import small_config
 
 
-PAPERS_NETWORKS = dict(generator_refine_convs=0, generator_output_conv=False, discriminator_refine_convs=0)
+PAPERS_NETWORKS = dict(generator_refine_convs=0, generator_output_conv=False, discriminator_refine_convs=0, categorical_code=0)
 # Every config.json has had `upsampling`; before session 5 it defaulted to transpose.
 OLD_UPSAMPLING = dict(upsampling="transpose")
 
@@ -41,3 +41,10 @@ def test_old_run_resumes_with_the_papers_network_flags_and_refuses_the_new_defau
         check_run_dir(small_config(tmp_path))
     assert "discriminator_refine_convs: run dir has 0, asked for 2" in str(refusal.value)
     assert "upsampling: run dir has 'transpose', asked for 'resize-conv'" in str(refusal.value)
+    assert "categorical_code: run dir has 0, asked for 10" in str(refusal.value)
+
+
+@pytest.mark.parametrize("categories", [1, 33, -1])
+def test_categorical_code_must_fit_in_the_latent(categories):
+    with pytest.raises(ValueError, match="categorical_code must be 0"):
+        TrainConfig(latent_dim=32, categorical_code=categories)

@@ -182,7 +182,7 @@ def test_mixed_precision_networks_keep_outputs_and_logits_float32():
     from keras_dcgan.config import TrainConfig
     from keras_dcgan.networks import build_discriminator, build_generator
 
-    config = TrainConfig(generator_filters=8, discriminator_filters=8, latent_dim=4)
+    config = TrainConfig(generator_filters=8, discriminator_filters=8, latent_dim=4, categorical_code=0)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:

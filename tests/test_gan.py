@@ -9,7 +9,7 @@ from keras_dcgan.training import build_model
 
 
 def _small_model():
-    return build_model(TrainConfig(latent_dim=8, generator_filters=4, discriminator_filters=4, batch_size=16))
+    return build_model(TrainConfig(latent_dim=16, generator_filters=4, discriminator_filters=4, batch_size=16))
 
 
 def _values(variables):
@@ -54,10 +54,10 @@ def test_noise_is_fresh_every_step_but_reproducible():
     assert not np.allclose(first, second)
 
 
-def test_fit_runs_and_logs_all_four_values():
+def test_fit_runs_and_logs_all_five_values():
     model = _small_model()
     images = np.random.default_rng(0).uniform(-1, 1, (64, 28, 28, 1)).astype(np.float32)
     history = model.fit(tf.data.Dataset.from_tensor_slices(images).batch(16), epochs=1, verbose=0, shuffle=False)
-    assert set(history.history) == {"d_loss", "g_loss", "real_score", "fake_score"}
+    assert set(history.history) == {"d_loss", "g_loss", "real_score", "fake_score", "info_loss"}
     assert all(np.isfinite(np.asarray(values, dtype=float)).all() for values in history.history.values())
     assert isinstance(model, keras.Model)
