@@ -13,7 +13,7 @@ import numpy as np
 def float32_generator(config):
     """build_generator follows Keras' global dtype policy: build in float32 whatever it is.
 
-    Built with Keras' own BatchNormalization, so generator.keras loads without this package.
+    Built with Keras' own BatchNormalization: generator.keras and the exports hold no training-only layer.
     """
     import keras
 

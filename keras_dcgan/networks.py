@@ -39,7 +39,7 @@ global batch, so training does not change with the number of devices, and the mo
 statistics stay identical on every worker. With one replica the networks that train
 use TensorFlow's fused BatchNorm kernel (fused_batch_norm.py: same maths, one kernel); the
 float32 copies that are saved and exported are built with `fused_batch_norm=False`, so
-generator.keras holds only Keras' own layers.
+generator.keras holds Keras' own BatchNormalization (and the categorical code's one small layer).
 Momentum 0.9 (PyTorch's 0.1) lets the generator's moving statistics, used at inference
 and in every export, follow the fast-changing weights of GAN training.
 """
