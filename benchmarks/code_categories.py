@@ -41,11 +41,11 @@ def main(argv=None):
     print("category  samples  digit  share  runner-up  unsure")
     for category in range(config.categorical_code):
         members = categories == category
-        counts = np.sort(np.bincount(digits[members], minlength=probabilities.shape[1]))[::-1]
-        majority = np.bincount(digits[members], minlength=probabilities.shape[1]).argmax()
-        majority_total += counts[0]
-        print(f"{category:8d}  {members.sum():7d}  {majority:5d}  {counts[0] / members.sum():5.1%}  "
-              f"{counts[1] / members.sum():9.1%}  {np.mean(confidence[members] < 0.9):6.1%}")
+        counts = np.bincount(digits[members], minlength=probabilities.shape[1])
+        majority, runner_up = np.argsort(-counts, kind="stable")[:2]
+        majority_total += counts[majority]
+        print(f"{category:8d}  {members.sum():7d}  {majority:5d}  {counts[majority] / members.sum():5.1%}  "
+              f"{counts[runner_up] / members.sum():9.1%}  {np.mean(confidence[members] < 0.9):6.1%}")
     print(f"purity {majority_total / len(latents):.1%} of {len(latents)} samples")
 
 
