@@ -10,6 +10,7 @@ that digit's share, the runner-up's share and the share the classifier names wit
 """
 
 import argparse
+import os
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from keras_dcgan.config import TrainConfig
 from keras_dcgan.evaluation.command import make_evaluator
 from keras_dcgan.evaluation.generators import open_generator
 from keras_dcgan.latents import latents_from_seeds
+from keras_dcgan.training import CONFIG_FILE
 
 
 def main(argv=None):
@@ -27,7 +29,7 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None, help="IDX folder (default: the run's)")
     args = parser.parse_args(argv)
 
-    config = TrainConfig.load(f"{args.run_dir}/config.json")
+    config = TrainConfig.load(os.path.join(args.run_dir, CONFIG_FILE))
     if not config.categorical_code:
         parser.error(f"{args.run_dir} was trained without a categorical code")
     generator = open_generator(args.run_dir)

@@ -40,6 +40,20 @@ def full_mnist_dir():
     return folder
 
 
+def networks_under_policy(config, policy="mixed_bfloat16"):
+    """(generator, discriminator) of `config` built under Keras' dtype `policy`; the global policy is restored."""
+    import keras
+
+    from keras_dcgan.networks import build_discriminator, build_generator
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        return build_generator(config), build_discriminator(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def small_config(run_dir, **overrides):
     """A config that trains in seconds on the committed subset: narrow networks, few examples."""
     values = dict(

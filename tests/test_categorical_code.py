@@ -9,6 +9,7 @@ from keras_dcgan.config import TrainConfig
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.networks import build_discriminator, build_generator
 from keras_dcgan.training import build_model
+from tests.conftest import networks_under_policy
 
 
 def test_seeded_latents_give_every_category_equally_often():
@@ -27,13 +28,7 @@ def test_layer_puts_the_one_hot_code_before_the_latent():
 
 def test_code_stays_float32_under_mixed_precision():
     """In bfloat16, 1.0 and 1.001 are the same number: the code would take the wrong category."""
-    config = TrainConfig(latent_dim=16, generator_filters=4, categorical_code=4)
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        generator = build_generator(config)
-    finally:
-        keras.config.set_dtype_policy(previous)
+    generator, _ = networks_under_policy(TrainConfig(latent_dim=16, generator_filters=4, categorical_code=4))
     layer = generator.get_layer("categorical_code")
     latent = np.zeros((1, 16), np.float32)
     latent[0, :2] = [1.0, 1.001]

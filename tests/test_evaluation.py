@@ -177,18 +177,11 @@ def test_fit_evaluates_every_n_epochs_and_resumes_the_record(tmp_path, classifie
 
 
 def test_mixed_precision_networks_keep_outputs_and_logits_float32():
-    import keras
-
     from keras_dcgan.config import TrainConfig
-    from keras_dcgan.networks import build_discriminator, build_generator
+    from tests.conftest import networks_under_policy
 
     config = TrainConfig(generator_filters=8, discriminator_filters=8, latent_dim=4, categorical_code=0)
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        generator, discriminator = build_generator(config), build_discriminator(config)
-    finally:
-        keras.config.set_dtype_policy(previous)
+    generator, discriminator = networks_under_policy(config)
     images = generator(np.zeros((2, 4), np.float32))
     assert generator.get_layer("up_14x14").compute_dtype == "bfloat16"  # the costly middle runs in bfloat16
     assert images.dtype == "float32" and discriminator(images).dtype == "float32"
