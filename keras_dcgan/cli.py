@@ -175,7 +175,7 @@ def missing_train_extra(error):
     """The one-line error for a ModuleNotFoundError that `keras-dcgan[train]` would fix, else None."""
     if (error.name or "").partition(".")[0] not in TRAIN_EXTRA_MODULES:
         return None
-    return f"this command needs the training extra, which has {error.name}: pip install \"keras-dcgan[train]\""
+    return f"this command needs {error.name}, which comes with the training extra: pip install \"keras-dcgan[train]\""
 
 
 def main(argv=None):

@@ -146,6 +146,6 @@ def test_training_commands_without_the_extra_say_what_to_install(command):
     )
     assert completed.returncode == 2
     assert completed.stderr == (
-        f"keras-dcgan {command[0]}: error: this command needs the training extra, which has tensorflow: "
+        f"keras-dcgan {command[0]}: error: this command needs tensorflow, which comes with the training extra: "
         'pip install "keras-dcgan[train]"\n'
     )
