@@ -149,7 +149,6 @@ def start_tensorflow_quietly():
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
-
     pump_output = os.dup(original_stderr)  # the pump's own copy: original_stderr is closed when the window ends
 
     def pass_through_all_but_noise():
