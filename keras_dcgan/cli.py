@@ -5,9 +5,13 @@ Heavy imports (TensorFlow) happen inside the subcommands, so `--help` and flag e
 
 import argparse
 import dataclasses
+import glob
 import os
+import re
 import sys
+import threading
 
+from keras_dcgan import __version__
 from keras_dcgan.config import TrainConfig
 from keras_dcgan.evaluation.command import add_evaluate_command
 from keras_dcgan.latent_walk import add_latent_walk_command
@@ -44,7 +48,8 @@ def run_fit(args):
     if args.workers is not None:
         from keras_dcgan.launcher import launch_fit
 
-        return launch_fit(config, args.workers)
+        return launch_fit(config, args.workers)  # each worker is a `keras-dcgan fit` of its own
+    start_tensorflow_quietly()
     from keras_dcgan.callbacks import TrainingDiverged
     from keras_dcgan.training import train
 
@@ -68,9 +73,30 @@ def add_fit_command(commands):
     fit.add_argument(
         "--workers", type=int, metavar="N",
         help="run the job as N local worker processes of a multi-worker cluster on 127.0.0.1 "
-        "(a launch option, not saved in config.json; see the README's distributed section)",
+        "(a launch option, not saved in config.json; see docs/distributed.md)",
     )
     fit.set_defaults(handler=run_fit)
+
+
+# One example per subcommand, shown at the end of its --help.
+EXAMPLES = {
+    "fit": "keras-dcgan fit --data-dir ~/mnist --epochs 1 --run-dir runs/first",
+    "evaluate": "keras-dcgan evaluate runs/dcgan --samples 2000",
+    "latent-walk": "keras-dcgan latent-walk runs/dcgan --seeds 3,14,15 --steps 16 --output walk.gif",
+    "export": "keras-dcgan export runs/dcgan --out exports --name dcgan",
+    "generate": "keras-dcgan generate --onnx exports/dcgan/1/generator.onnx --n 16 --out digits.png",
+    "serve": "keras-dcgan serve --onnx exports/dcgan/1/generator.onnx --port 8501",
+}
+EXAMPLE_HEADING = "example:\n"
+
+
+class ExampleHelpFormatter(argparse.HelpFormatter):
+    """Wraps descriptions as usual, but prints the example verbatim so that it can be pasted."""
+
+    def _fill_text(self, text, width, indent):
+        if text.startswith(EXAMPLE_HEADING):
+            return text
+        return super()._fill_text(text, width, indent)
 
 
 def build_parser():
@@ -79,6 +105,7 @@ def build_parser():
         prog="keras-dcgan",
         description="Train a DCGAN on MNIST with Keras 3 and ship its generator.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_fit_command(commands)
     add_evaluate_command(commands)
@@ -86,7 +113,68 @@ def build_parser():
     add_export_command(commands)
     add_generate_command(commands)
     add_serve_command(commands)
+    for name, command in commands.choices.items():
+        if name in EXAMPLES:
+            command.formatter_class = ExampleHelpFormatter
+            command.epilog = f"{EXAMPLE_HEADING}  {EXAMPLES[name]}"
     return parser
+
+
+# What the base install leaves out: these come with `pip install "keras-dcgan[train]"`.
+TRAIN_EXTRA_MODULES = {
+    "tensorflow", "keras", "tensorboard", "tensorflow_datasets", "importlib_resources", "matplotlib",
+    "tf2onnx", "onnx", "onnxconverter_common",
+}
+
+# TensorFlow's C++ start-up lines: absl's notice that logging is not initialised yet, and
+# INFO/WARNING lines printed before TF_CPP_MIN_LOG_LEVEL takes effect (it cannot hide them).
+STARTUP_NOISE = re.compile(rb"WARNING: All log messages before absl::InitializeLog\(\) is called|[IW]\d{4} [\d:.]+ +\d+ \S+:\d+\] ")
+# The failed CUDA probe: expected where there is no NVIDIA device, an error where there is one.
+CUDA_PROBE_FAILURE = re.compile(rb"E\d{4} [\d:.]+ +\d+ \S+:\d+\] failed call to cuInit: ")
+
+
+def is_startup_noise(line, has_nvidia_device):
+    return bool(STARTUP_NOISE.match(line) or (not has_nvidia_device and CUDA_PROBE_FAILURE.match(line)))
+
+
+def start_tensorflow_quietly():
+    """Import TensorFlow and let it probe its devices with those start-up lines filtered out of stderr.
+
+    The lines are written by C++ straight to file descriptor 2, so they are filtered there, and only
+    for the start-up: every other line (and every line after it) passes through unchanged.
+    """
+    has_nvidia_device = bool(glob.glob("/dev/nvidia[0-9]*"))
+    sys.stderr.flush()
+    original_stderr = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    pump_output = os.dup(original_stderr)  # the pump's own copy: original_stderr is closed when the window ends
+
+    def pass_through_all_but_noise():
+        with os.fdopen(read_end, "rb") as lines, os.fdopen(pump_output, "wb", buffering=0) as stderr:
+            for line in lines:
+                if not is_startup_noise(line, has_nvidia_device):
+                    stderr.write(line)
+
+    pump = threading.Thread(target=pass_through_all_but_noise, daemon=True)
+    pump.start()
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probe happens here, inside the filter
+    finally:
+        sys.stderr.flush()
+        os.dup2(original_stderr, 2)  # closes the pipe's last write end: the pump drains and stops
+        os.close(original_stderr)
+        pump.join(timeout=10)
+
+
+def missing_train_extra(error):
+    """The one-line error for a ModuleNotFoundError that `keras-dcgan[train]` would fix, else None."""
+    if (error.name or "").partition(".")[0] not in TRAIN_EXTRA_MODULES:
+        return None
+    return f"this command needs {error.name}, which comes with the training extra: pip install \"keras-dcgan[train]\""
 
 
 def main(argv=None):
@@ -94,7 +182,15 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in ("export", "evaluate"):
+            start_tensorflow_quietly()
         return args.handler(args)
+    except ModuleNotFoundError as error:
+        message = missing_train_extra(error)
+        if message is None or os.environ.get("KERAS_DCGAN_TRACEBACK"):
+            raise
+        print(f"keras-dcgan {args.command}: error: {message}", file=sys.stderr)
+        return 2
     except ValueError as error:  # user errors: bad flags, bad data, conflicting run dir
         if os.environ.get("KERAS_DCGAN_TRACEBACK"):
             raise

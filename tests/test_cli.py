@@ -1,10 +1,14 @@
 """The command line: help, and bad flags rejected with a message and a non-zero exit."""
 
+import argparse
+import subprocess
+import sys
+
 import pytest
 
-from keras_dcgan.cli import build_parser, config_from_args, main
+from keras_dcgan.cli import build_parser, config_from_args, is_startup_noise, main
 from keras_dcgan.config import TrainConfig
-from tests.conftest import run_cli
+from tests.conftest import REPO_ROOT, run_cli
 
 
 def test_every_config_field_is_a_flag():
@@ -66,3 +70,82 @@ def test_help_lists_the_flags():
     assert completed.returncode == 0
     for flag in ("--epochs", "--batch-size", "--latent-dim", "--leaky-relu-slope", "--data-dir", "--strategy"):
         assert flag in completed.stdout
+
+
+def test_version_prints_the_package_version(capsys):
+    import keras_dcgan
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"keras-dcgan {keras_dcgan.__version__}"
+
+
+def test_every_subcommand_help_ends_with_an_example():
+    parser = build_parser()
+    subcommands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    for name, subcommand in subcommands.choices.items():
+        assert f"example:\n  keras-dcgan {name} " in subcommand.format_help(), name
+
+
+# Lines a CPU-only machine printed while `keras-dcgan fit` started (TensorFlow 2.21).
+STARTUP_LINES = [
+    b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+    b"I0000 00:00:1796136657.367443    6104 port.cc:153] oneDNN custom operations are on. You may see slightly "
+    b"different numerical results due to floating-point round-off errors from different computation orders.\n",
+    b"I0000 00:00:1796136657.367798    6104 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.\n",
+]
+CUDA_PROBE_LINE = (
+    b"E0000 00:00:1796136661.806671    6104 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+    b"Failed call to cuInit: UNKNOWN ERROR (303)\n"
+)
+
+
+def test_startup_noise_is_filtered_but_errors_are_not():
+    for line in STARTUP_LINES:
+        assert is_startup_noise(line, has_nvidia_device=False) and is_startup_noise(line, has_nvidia_device=True)
+    assert is_startup_noise(CUDA_PROBE_LINE, has_nvidia_device=False)
+    assert not is_startup_noise(CUDA_PROBE_LINE, has_nvidia_device=True)  # a GPU machine's broken driver
+    for line in (
+        b"E0000 00:00:1796136661.806671    6104 op_kernel.cc:1857] OP_REQUIRES failed: OOM when allocating tensor\n",
+        b"F0000 00:00:1796136661.806671    6104 logging.cc:12] Check failed: ok\n",
+        b"Traceback (most recent call last):\n",
+        b"keras-dcgan fit: error: --data-dir: no such folder\n",
+    ):
+        assert not is_startup_noise(line, has_nvidia_device=False), line
+
+
+@pytest.mark.slow
+def test_export_prints_its_result_and_no_start_up_noise(trained_run_dir, tmp_path):
+    completed = run_cli("export", trained_run_dir, "--out", tmp_path / "exports")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "Exported generator.keras" in completed.stdout
+    noisy = [line for line in completed.stderr.splitlines(keepends=True) if is_startup_noise(line.encode(), has_nvidia_device=False)]
+    assert noisy == [], noisy
+
+
+# A process in which the training extra is not installed: importing its modules fails as a missing package does.
+WITHOUT_TRAIN_EXTRA = """
+import importlib.abc, sys
+from keras_dcgan.cli import TRAIN_EXTRA_MODULES, main
+
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in TRAIN_EXTRA_MODULES:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NotInstalled())
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("command", [["fit", "--epochs", "1"], ["export", "runs/none"], ["evaluate", "runs/none"]])
+def test_training_commands_without_the_extra_say_what_to_install(command):
+    completed = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TRAIN_EXTRA, *command], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT
+    )
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        f"keras-dcgan {command[0]}: error: this command needs tensorflow, which comes with the training extra: "
+        'pip install "keras-dcgan[train]"\n'
+    )
