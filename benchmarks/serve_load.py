@@ -5,7 +5,8 @@
 
 For each batch size, interleaved in one run:
 - ceiling: onnxruntime alone, one single-threaded session call per core at a time, back to
-  back (what the model allows on these cores with no HTTP, JSON or Python server at all);
+  back: cores x batch / the median call time (what the model allows on these cores with no
+  HTTP, JSON or Python server at all);
 - old: `keras-dcgan serve` of `--old-commit`, run from `git archive` of that commit in a
   temporary folder with this same Python environment;
 - new: `keras-dcgan serve` of this checkout (or `--url`).
@@ -133,7 +134,11 @@ def load_server(name, url, model_name, clients, seconds, batch, latent_dim):
 
 
 def load_onnxruntime(onnx_path, seconds, batch, cores):
-    """The ceiling: `cores` threads, each running a single-threaded session back to back."""
+    """The ceiling: `cores` x the rate of one single-threaded session, each core running one back to back.
+
+    The rate is batch / the median call time, not calls counted: on a shared machine other jobs
+    take whole time slices from so few threads, which says nothing of what the model allows.
+    """
     from keras_dcgan.serving.session import GeneratorSession
 
     session = GeneratorSession(onnx_path, threads=1)
@@ -153,7 +158,9 @@ def load_onnxruntime(onnx_path, seconds, batch, cores):
         thread.start()
     for thread in threads:
         thread.join()
-    return summary(f"ceiling ({cores} x onnxruntime, 1 thread)", batch, seconds, latencies, [])
+    result = summary(f"ceiling ({cores} x onnxruntime, 1 thread)", batch, seconds, latencies, [])
+    result["predictions_per_second"] = cores * batch / float(np.median(latencies))
+    return result
 
 
 def latent_dim_of(onnx_path):

@@ -67,6 +67,7 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._deadline = None
         self._receiving = False  # a request's first byte has arrived, its last has not
+        self._request_cycle = None  # that request's cycle, once its headers are complete
         self._close_after_request = False
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
@@ -88,9 +89,11 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
     def on_message_begin(self):
         super().on_message_begin()
         self._receiving = True
+        self._request_cycle = None
 
     def on_headers_complete(self):
         super().on_headers_complete()
+        self._request_cycle = self.cycle
         if self._close_after_request:
             self.cycle.keep_alive = False
 
@@ -101,7 +104,7 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
 
     def shutdown(self):
         """Graceful stop: a request whose headers are still arriving is answered (then closed) too."""
-        if self._receiving and (self.cycle is None or self.cycle.response_complete):
+        if self._receiving and self._request_cycle is None:
             self._close_after_request = True
             return
         super().shutdown()
@@ -110,8 +113,11 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
-        if self.cycle is not None and self.cycle.response_started:
+        if self._request_cycle is not None and self._request_cycle.response_started:
             self.transport.close()  # already answering (e.g. 413 before the body): just stop reading
+            return
+        if not self._receiving:
+            self.transport.close()  # stray bytes between requests (a CRLF after a body): no request to answer
             return
         self._refuse(408, f"the request was not complete within {self.request_timeout_seconds:g} s")
 
@@ -124,9 +130,9 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
         """Answer `status` with a JSON error outside any request cycle, then close the connection."""
         if self.transport.is_closing():
             return
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.disconnected = True  # the app sees http.disconnect and stops waiting for the body
-            self.cycle.message_event.set()
+        if self._request_cycle is not None and not self._request_cycle.response_complete:
+            self._request_cycle.disconnected = True  # the app sees http.disconnect and stops waiting for the body
+            self._request_cycle.message_event.set()
         status, headers, body = error_response(status, message, close=True)
         head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])] + [name + b": " + value + b"\r\n" for name, value in headers]
         self.transport.write(b"".join(head) + b"\r\n" + body)

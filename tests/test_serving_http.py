@@ -118,9 +118,13 @@ def test_idle_and_slow_header_connections_neither_lock_others_out_nor_live_forev
 
 
 @pytest.mark.slow
-def test_a_trickled_body_gets_408_at_the_deadline_however_slowly_it_comes(server):
+@pytest.mark.parametrize("first_request", [False, True], ids=["new connection", "keep-alive connection"])
+def test_a_trickled_body_gets_408_at_the_deadline_however_slowly_it_comes(server, first_request):
     body = predict_body(batch=2)
     with connect(server.url) as connection:
+        if first_request:  # the deadline also holds for the next request on a kept-alive connection
+            connection.sendall(request_bytes("GET", "/v1/models/dcgan"))
+            assert read_response(connection.makefile("rb"))[0] == 200
         connection.sendall(request_bytes("POST", PREDICT, b"", [f"Content-Length: {len(body)}"]))
         started = time.monotonic()
         for position in range(40):  # bounded: 40 bytes over at most 4 s, the deadline is 3 s
