@@ -2,8 +2,9 @@
 
     python benchmarks/http_server_choice.py --onnx exports/dcgan/1/generator.onnx --seconds 5
 
-Candidates: uvicorn with a bare ASGI app (serving/server.py itself), uvicorn with Starlette,
-hypercorn, aiohttp, waitress, and the standard library's threading HTTP server the project
+Candidates: uvicorn with a bare ASGI app (serving/server.py itself), uvicorn with Starlette
+(both on uvloop, as uvicorn picks it when installed), hypercorn, aiohttp (both on asyncio's
+own loop, their default), waitress, and the standard library's threading HTTP server the project
 used before. Each runs in its own process with model calls on the same number of threads;
 8 clients on keep-alive connections (benchmarks/serve_load.py's client) send batch-1 and
 batch-64 predict requests. Prints predictions/s, p99, the server's resident memory after the
@@ -31,12 +32,12 @@ SERVING_RUNTIME = {
     "model (onnxruntime, numpy)": ["onnxruntime", "numpy"],
     "PNG (Pillow)": ["pillow"],
     "JSON (orjson)": ["orjson"],
-    "HTTP (uvicorn, httptools)": ["uvicorn", "httptools"],
+    "HTTP (uvicorn, httptools, uvloop)": ["uvicorn", "httptools", "uvloop"],
     "metrics (prometheus-client)": ["prometheus-client"],
 }
 CANDIDATES = {  # name -> the distributions it installs
-    "uvicorn + bare ASGI (chosen)": ["uvicorn", "httptools"],
-    "uvicorn + starlette": ["uvicorn", "httptools", "starlette"],
+    "uvicorn + bare ASGI (chosen)": ["uvicorn", "httptools", "uvloop"],
+    "uvicorn + starlette": ["uvicorn", "httptools", "uvloop", "starlette"],
     "hypercorn": ["hypercorn"],
     "aiohttp": ["aiohttp"],
     "waitress": ["waitress"],
@@ -202,16 +203,18 @@ def main(argv=None):
     latent_dim = latent_dim_of(args.onnx)
     print(f"{args.clients} clients x {args.seconds:g} s per candidate and batch size, {MODEL_THREADS} model threads, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
-    print(f"{'candidate':>28} {'b1 pred/s':>10} {'b1 p99 ms':>10} {'b64 pred/s':>11} {'b64 p99 ms':>11} {'RSS MB':>7} {'install MB':>10}")
+    print(f"{'candidate':>28} {'b1 pred/s':>10} {'b1 p99 ms':>10} {'b1 CPU ms/pred':>14} {'b64 pred/s':>11} {'b64 p99 ms':>11} "
+          f"{'RSS MB':>7} {'install MB':>10}")
     for name, distributions in CANDIDATES.items():
         process, url = start_server([sys.executable, __file__, "--onnx", str(args.onnx), "--candidate", name])
         try:
-            one, sixty_four = (load_server(name, url, "dcgan", args.clients, args.seconds, batch, latent_dim) for batch in (1, 64))
+            one, sixty_four = (load_server(name, url, process.pid, "dcgan", args.clients, args.seconds, batch, latent_dim) for batch in (1, 64))
             resident = resident_megabytes(process.pid)
         finally:
             stop_server(process)
         print(
-            f"{name:>28} {one['predictions_per_second']:>10,.0f} {one['p99_ms']:>10.1f} {sixty_four['predictions_per_second']:>11,.0f} "
+            f"{name:>28} {one['predictions_per_second']:>10,.0f} {one['p99_ms']:>10.1f} {one['cpu_ms_per_prediction']:>14.3f} "
+            f"{sixty_four['predictions_per_second']:>11,.0f} "
             f"{sixty_four['p99_ms']:>11.1f} {resident:>7.0f} {installed_bytes(distributions) / 1e6:>10.1f}"
             + (f"  errors {one['errors'] + sixty_four['errors']}" if one["errors"] + sixty_four["errors"] else ""),
             flush=True,

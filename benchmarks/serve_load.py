@@ -1,7 +1,7 @@
 """Bounded load on loopback: `keras-dcgan serve` against an older commit's server and onnxruntime alone.
 
     python benchmarks/serve_load.py --onnx exports/dcgan/1/generator.onnx --old-commit 6bb0bd3
-    python benchmarks/serve_load.py --url http://127.0.0.1:8501 --clients 8 --seconds 10 --batch 1 64
+    python benchmarks/serve_load.py --onnx exports/dcgan/1/generator.onnx --clients 8 --seconds 10 --batch 1 64
 
 For each batch size, interleaved in one run:
 - ceiling: onnxruntime alone, one single-threaded session call per core at a time, back to
@@ -9,13 +9,19 @@ For each batch size, interleaved in one run:
   HTTP, JSON or Python server at all);
 - old: `keras-dcgan serve` of `--old-commit`, run from `git archive` of that commit in a
   temporary folder with this same Python environment;
-- new: `keras-dcgan serve` of this checkout (or `--url`).
+- new: `keras-dcgan serve` of this checkout.
 C client threads, each on its own keep-alive connection, send serving_default predict
 requests back to back for S seconds (after a 1 s warm-up), each request timed from sending
 to the last byte of its answer. The client writes prebuilt request bytes on a raw socket and
 reads the answer by its Content-Length, so that it takes as little of the shared cores as it
 can. Every 50th answer per client is decoded and its batch size checked: a server answering
 garbage quickly counts as errors, not speed. Prints predictions/s, p50/p99 and errors.
+
+On a machine shared with other jobs, predictions/s measure the share of the cores a target got
+as much as the target. So each target's CPU time during the measured seconds is read too (the
+server process's, all threads; the ceiling's model calls' own): CPU ms per prediction, and the
+capacity it implies, cores / CPU time per prediction, the predictions/s it would reach with
+every core to itself. "% ceiling" compares capacities.
 """
 
 import argparse
@@ -98,8 +104,17 @@ def client_loop(netloc, request, batch, stop_at, measure_from, latencies, errors
     connection.close()
 
 
-def summary(name, batch, seconds, latencies, errors):
+def process_cpu_seconds(pid):
+    """User + system CPU time of process `pid`, all its threads."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def summary(name, batch, seconds, latencies, errors, cpu_seconds):
     milliseconds = np.asarray(latencies) * 1e3
+    predictions = len(latencies) * batch
+    cpu_per_prediction = cpu_seconds / predictions if predictions else float("nan")
     return {
         "target": name,
         "batch": batch,
@@ -107,11 +122,13 @@ def summary(name, batch, seconds, latencies, errors):
         "p50_ms": float(np.percentile(milliseconds, 50)) if len(milliseconds) else float("nan"),
         "p99_ms": float(np.percentile(milliseconds, 99)) if len(milliseconds) else float("nan"),
         "errors": len(errors),
+        "cpu_ms_per_prediction": cpu_per_prediction * 1e3,
+        "capacity": os.cpu_count() / cpu_per_prediction,  # predictions/s if it had every core to itself
         "load_average": round(os.getloadavg()[0], 1),
     }
 
 
-def load_server(name, url, model_name, clients, seconds, batch, latent_dim):
+def load_server(name, url, pid, model_name, clients, seconds, batch, latent_dim):
     netloc = urllib.parse.urlsplit(url).netloc
     latents = np.random.default_rng(batch).standard_normal((batch, latent_dim)).astype(np.float32)
     body = json.dumps({"instances": latents.tolist()}).encode()
@@ -128,39 +145,39 @@ def load_server(name, url, model_name, clients, seconds, batch, latent_dim):
     ]
     for thread in threads:
         thread.start()
+    time.sleep(max(0.0, measure_from - time.perf_counter()))
+    cpu_at_start = process_cpu_seconds(pid)
+    time.sleep(max(0.0, stop_at - time.perf_counter()))
+    cpu_seconds = process_cpu_seconds(pid) - cpu_at_start
     for thread in threads:
         thread.join()
-    return summary(name, batch, seconds, latencies, errors)
+    return summary(name, batch, seconds, latencies, errors, cpu_seconds)
 
 
 def load_onnxruntime(onnx_path, seconds, batch, cores):
-    """The ceiling: `cores` x the rate of one single-threaded session, each core running one back to back.
-
-    The rate is batch / the median call time, not calls counted: on a shared machine other jobs
-    take whole time slices from so few threads, which says nothing of what the model allows.
-    """
+    """The ceiling: `cores` threads, each running a single-threaded session back to back."""
     from keras_dcgan.serving.session import GeneratorSession
 
     session = GeneratorSession(onnx_path, threads=1)
     latents = np.random.default_rng(batch).standard_normal((batch, session.latent_dim)).astype(np.float32)
     start = time.perf_counter()
     measure_from, stop_at = start + 1.0, start + 1.0 + seconds
-    latencies = []
+    latencies, cpu_times = [], []
 
     def loop():
         while (now := time.perf_counter()) < stop_at:
+            cpu_before = time.thread_time()
             session.generate(latents)
             if now >= measure_from:
                 latencies.append(time.perf_counter() - now)
+                cpu_times.append(time.thread_time() - cpu_before)
 
     threads = [threading.Thread(target=loop) for _ in range(cores)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    result = summary(f"ceiling ({cores} x onnxruntime, 1 thread)", batch, seconds, latencies, [])
-    result["predictions_per_second"] = cores * batch / float(np.median(latencies))
-    return result
+    return summary(f"ceiling ({cores} x onnxruntime, 1 thread)", batch, seconds, latencies, [], sum(cpu_times))
 
 
 def latent_dim_of(onnx_path):
@@ -179,7 +196,6 @@ def old_checkout(commit, folder):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--onnx", type=pathlib.Path, required=True, help="the exported generator.onnx (with its manifest.json)")
-    parser.add_argument("--url", help="load this running server as 'new' instead of starting this checkout's")
     parser.add_argument("--old-commit", help="also start `keras-dcgan serve` of this commit, e.g. 6bb0bd3")
     parser.add_argument("--model-name", default="dcgan")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default: %(default)s)")
@@ -199,25 +215,26 @@ def main(argv=None):
                 folder = old_checkout(args.old_commit, pathlib.Path(temporary))
                 process, url = start_server([sys.executable, "-c", RUN_FROM_FOLDER, str(folder), *serve])
                 processes.append(process)
-                targets.append((f"old ({args.old_commit})", url))
-            url = args.url
-            if url is None:
-                process, url = start_server([sys.executable, "-m", "keras_dcgan.cli", *serve])
-                processes.append(process)
-            targets.append(("new", url))
+                targets.append((f"old ({args.old_commit})", url, process.pid))
+            process, url = start_server([sys.executable, "-m", "keras_dcgan.cli", *serve])
+            processes.append(process)
+            targets.append(("new", url, process.pid))
             print(f"{args.clients} clients x {args.seconds:g} s per target and batch size, latent_dim {latent_dim}, "
                   f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
-            print(f"{'target':>34} {'batch':>5} {'predictions/s':>14} {'% ceiling':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'load avg':>8}")
+            print(f"{'target':>34} {'batch':>5} {'pred/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'CPU ms/pred':>11} "
+                  f"{'capacity':>8} {'% ceiling':>9} {'load avg':>8}")
             for batch in args.batch:
                 ceiling = load_onnxruntime(args.onnx, args.seconds, batch, args.cores)
                 results = [ceiling] + [
-                    load_server(name, target_url, args.model_name, args.clients, args.seconds, batch, latent_dim) for name, target_url in targets
+                    load_server(name, target_url, pid, args.model_name, args.clients, args.seconds, batch, latent_dim)
+                    for name, target_url, pid in targets
                 ]
                 for result in results:
-                    share = 100 * result["predictions_per_second"] / ceiling["predictions_per_second"]
+                    share = 100 * result["capacity"] / ceiling["capacity"]
                     print(
-                        f"{result['target']:>34} {batch:>5} {result['predictions_per_second']:>14,.0f} {share:>8.0f}% "
-                        f"{result['p50_ms']:>8.2f} {result['p99_ms']:>8.2f} {result['errors']:>7} {result['load_average']:>8.1f}",
+                        f"{result['target']:>34} {batch:>5} {result['predictions_per_second']:>7,.0f} {result['p50_ms']:>8.2f} "
+                        f"{result['p99_ms']:>8.2f} {result['errors']:>6} {result['cpu_ms_per_prediction']:>11.3f} "
+                        f"{result['capacity']:>8,.0f} {share:>8.0f}% {result['load_average']:>8.1f}",
                         flush=True,
                     )
         finally:
