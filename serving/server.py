@@ -265,6 +265,7 @@ def serve(api, limits, sock, on_ready=None, access_log=False, threads=None):
         log_config=None,
         access_log=access_log,
         server_header=False,
+        proxy_headers=False,  # no proxy in front by default: log the peer's own address, skip a middleware per request
         timeout_keep_alive=limits.idle_timeout_seconds,
         timeout_graceful_shutdown=limits.drain_timeout_seconds,
         backlog=2048,
