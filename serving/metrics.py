@@ -5,7 +5,7 @@ config; this server offers the same path, behind a flag, with its own metric nam
 
     keras_dcgan_serve_requests_total{signature, status}   answers by signature (or status/metadata) and HTTP status
     keras_dcgan_serve_request_seconds{signature}          latency histogram, from the parsed request to the payload
-    keras_dcgan_serve_requests_in_flight                  requests received and not yet answered
+    keras_dcgan_serve_requests_in_flight                  requests whose body was read and whose answer is not yet sent
     keras_dcgan_serve_model_version{model}                the version being served
 
 Each server has its own registry, so tests and several servers in one process never mix.
@@ -29,7 +29,7 @@ class PredictionMetrics:
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
         self.in_flight = prometheus_client.Gauge(
-            "keras_dcgan_serve_requests_in_flight", "Requests received and not yet answered.", registry=self.registry
+            "keras_dcgan_serve_requests_in_flight", "Requests whose body was read and whose answer is not yet sent.", registry=self.registry
         )
         model_version = prometheus_client.Gauge(
             "keras_dcgan_serve_model_version", "Version of the model being served.", ["model"], registry=self.registry
