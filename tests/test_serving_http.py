@@ -240,14 +240,16 @@ def test_prometheus_metrics_count_requests_by_signature_and_status(server):
 
 
 @pytest.mark.slow
-def test_metrics_and_access_log_are_off_unless_asked(exported_model):
+def test_metrics_and_access_log_are_off_unless_asked_and_ctrl_c_stops_cleanly(exported_model):
     plain = start_keras_dcgan_serve(exported_model.onnx_path)
     try:
         assert exchange(plain.url, request_bytes("GET", "/monitoring/prometheus/metrics"))[0] == 404
         assert exchange(plain.url, request_bytes("GET", "/v1/models/dcgan"))[0] == 200
+        plain.process.send_signal(signal.SIGINT)
+        assert plain.process.wait(15) == 0
     finally:
-        assert plain.stop() == 0
-    assert not any("HTTP/1.1" in line for line in plain.output)
+        plain.stop()
+    assert not any("HTTP/1.1" in line for line in plain.output) and "stopped\n" in "".join(plain.output)
 
 
 # -- graceful shutdown --------------------------------------------------------------------------------
