@@ -1,40 +1,54 @@
-"""A bounded load run against `keras-dcgan serve` (or any TF Serving REST endpoint) on loopback.
+"""Bounded load on loopback: `keras-dcgan serve` against an older commit's server and onnxruntime alone.
 
-    python benchmarks/serve_load.py --onnx exports/dcgan/1/generator.onnx             # starts the server itself
-    python benchmarks/serve_load.py --onnx exports/dcgan/1/generator.onnx --baseline  # and a no-model baseline
-    python benchmarks/serve_load.py --url http://127.0.0.1:8501 --clients 8 --seconds 10 --batch 1 64
+    python benchmarks/serve_load.py --onnx exports/dcgan/1/generator.onnx --old-commit 6bb0bd3
+    python benchmarks/serve_load.py --onnx exports/dcgan/1/generator.onnx --clients 8 --seconds 10 --batch 1 64
 
-For each batch size: C client threads, each on its own keep-alive connection, send
-serving_default predict requests back to back for S seconds (after a 1 s warm-up) and
-time each one from sending to the last byte of the answer. Prints predictions/s, requests/s,
-p50/p99 latency, the error count and the load average (other jobs on a shared machine set
-the tail). Every 50th answer per client is decoded and its batch size checked, so a server
-answering garbage quickly counts as errors, not speed.
+For each batch size, interleaved in one run:
+- ceiling: onnxruntime alone, one single-threaded session call per core at a time, back to
+  back: cores x batch / the median call time (what the model allows on these cores with no
+  HTTP, JSON or Python server at all);
+- old: `keras-dcgan serve` of `--old-commit`, run from `git archive` of that commit in a
+  temporary folder with this same Python environment;
+- new: `keras-dcgan serve` of this checkout.
+C client threads, each on its own keep-alive connection, send serving_default predict
+requests back to back for S seconds (after a 1 s warm-up), each request timed from sending
+to the last byte of its answer. The client writes prebuilt request bytes on a raw socket and
+reads the answer by its Content-Length, so that it takes as little of the shared cores as it
+can. Every 50th answer per client is decoded and its batch size checked: a server answering
+garbage quickly counts as errors, not speed. Prints predictions/s, p50/p99 and errors.
 
-`--baseline` also loads, interleaved with the server, a stand-in with the same HTTP stack that
-parses each request and sends a ready-made answer of the right size (no model, no encoding):
-what the machine and the standard library's server allow, to read the figures against.
+On a machine shared with other jobs, predictions/s measure the share of the cores a target got
+as much as the target. So each target's CPU time during the measured seconds is read too (the
+server process's, all threads; the ceiling's model calls' own): CPU ms per prediction, and the
+capacity it implies, cores / CPU time per prediction, the predictions/s it would reach with
+every core to itself. "% ceiling" compares capacities.
 """
 
 import argparse
-import http.client
 import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
 CHECK_EVERY = 50
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Imports keras_dcgan (and its serving/export folders) from the folder given first, not from this checkout.
+RUN_FROM_FOLDER = (
+    "import sys; folder = sys.argv.pop(1); sys.path.insert(0, folder); import keras_dcgan; "
+    "keras_dcgan.__path__.append(folder); from keras_dcgan.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
-def start_process(argv):
+def start_server(argv):
     """Start a server that prints "... on URL" as its first line; returns (process, url)."""
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline()
@@ -44,162 +58,188 @@ def start_process(argv):
     return process, line.strip().rsplit(" on ", 1)[1]
 
 
-def stop_process(process):
+def stop_server(process):
     process.send_signal(signal.SIGTERM)
-    process.wait(15)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
-def latent_dim_of(url, model_name):
-    connection = http.client.HTTPConnection(urllib.parse.urlsplit(url).netloc, timeout=10)
-    connection.request("GET", f"/v1/models/{model_name}/metadata")
-    metadata = json.loads(connection.getresponse().read())
-    connection.close()
-    signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
-    return int(signature["inputs"]["latent"]["tensor_shape"]["dim"][1]["size"])
+def read_answer(stream):
+    """(status, body) of one HTTP/1.1 answer framed by Content-Length."""
+    status_line = stream.readline()
+    if not status_line:
+        raise ConnectionError("the server closed the connection")
+    length = 0
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return int(status_line.split()[1]), stream.read(length)
 
 
-def client_loop(netloc, path, body, batch, stop_at, measure_from, latencies, errors):
-    connection = http.client.HTTPConnection(netloc, timeout=30)
-    headers = {"Content-Type": "application/json"}
+def client_loop(netloc, request, batch, stop_at, measure_from, latencies, errors):
+    host, port = netloc.rsplit(":", 1)
+    connection = socket.create_connection((host, int(port)), timeout=30)
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    stream = connection.makefile("rb")
     count = 0
     while (now := time.perf_counter()) < stop_at:
         try:
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
-            ok = response.status == 200
+            connection.sendall(request)
+            status, body = read_answer(stream)
+            ok = status == 200
             if ok and count % CHECK_EVERY == 0:
-                ok = np.asarray(json.loads(data)["predictions"]).shape[0] == batch
-        except (OSError, http.client.HTTPException):
+                ok = np.asarray(json.loads(body)["predictions"]).shape[0] == batch
+        except (OSError, ValueError):
             connection.close()
-            connection = http.client.HTTPConnection(netloc, timeout=30)
+            connection = socket.create_connection((host, int(port)), timeout=30)
+            stream = connection.makefile("rb")
             ok = False
         count += 1
         if now >= measure_from:
-            if ok:
-                latencies.append(time.perf_counter() - now)
-            else:
-                errors.append(1)
+            (latencies if ok else errors).append(time.perf_counter() - now)  # list.append is atomic under the GIL
     connection.close()
 
 
-def run_load(url, model_name, clients, seconds, batch, latent_dim):
-    netloc = urllib.parse.urlsplit(url).netloc
-    latents = np.random.default_rng(batch).standard_normal((batch, latent_dim)).astype(np.float32)
-    body = json.dumps({"instances": latents.tolist()}).encode()
-    path = f"/v1/models/{model_name}:predict"
-    start = time.perf_counter()
-    measure_from, stop_at = start + 1.0, start + 1.0 + seconds
-    latencies, errors = [], []  # list.append is atomic under the GIL
-    threads = [
-        threading.Thread(target=client_loop, args=(netloc, path, body, batch, stop_at, measure_from, latencies, errors))
-        for _ in range(clients)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+def process_cpu_seconds(pid):
+    """User + system CPU time of process `pid`, all its threads."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def summary(name, batch, seconds, latencies, errors, cpu_seconds):
     milliseconds = np.asarray(latencies) * 1e3
+    predictions = len(latencies) * batch
+    cpu_per_prediction = cpu_seconds / predictions if predictions else float("nan")
     return {
+        "target": name,
         "batch": batch,
-        "clients": clients,
-        "seconds": seconds,
-        "requests_per_second": len(latencies) / seconds,
         "predictions_per_second": len(latencies) * batch / seconds,
         "p50_ms": float(np.percentile(milliseconds, 50)) if len(milliseconds) else float("nan"),
         "p99_ms": float(np.percentile(milliseconds, 99)) if len(milliseconds) else float("nan"),
         "errors": len(errors),
+        "cpu_ms_per_prediction": cpu_per_prediction * 1e3,
+        "capacity": os.cpu_count() / cpu_per_prediction,  # predictions/s if it had every core to itself
         "load_average": round(os.getloadavg()[0], 1),
     }
 
 
-def serve_fixed_answers(latent_dim):
-    """The --baseline stand-in: parse the request, send a cached answer with one image per instance."""
-    metadata = json.dumps(
-        {"metadata": {"signature_def": {"signature_def": {"serving_default": {"inputs": {"latent": {
-            "tensor_shape": {"dim": [{"size": "-1"}, {"size": str(latent_dim)}]}}}}}}}}
-    ).encode()
-    answers = {}
+def load_server(name, url, pid, model_name, clients, seconds, batch, latent_dim):
+    netloc = urllib.parse.urlsplit(url).netloc
+    latents = np.random.default_rng(batch).standard_normal((batch, latent_dim)).astype(np.float32)
+    body = json.dumps({"instances": latents.tolist()}).encode()
+    request = (
+        f"POST /v1/models/{model_name}:predict HTTP/1.1\r\nHost: {netloc}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    start = time.perf_counter()
+    measure_from, stop_at = start + 1.0, start + 1.0 + seconds
+    latencies, errors = [], []
+    threads = [
+        threading.Thread(target=client_loop, args=(netloc, request, batch, stop_at, measure_from, latencies, errors))
+        for _ in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(max(0.0, measure_from - time.perf_counter()))
+    cpu_at_start = process_cpu_seconds(pid)
+    time.sleep(max(0.0, stop_at - time.perf_counter()))
+    cpu_seconds = process_cpu_seconds(pid) - cpu_at_start
+    for thread in threads:
+        thread.join()
+    return summary(name, batch, seconds, latencies, errors, cpu_seconds)
 
-    class FixedAnswerHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
 
-        def do_GET(self):
-            self._send(metadata)
+def load_onnxruntime(onnx_path, seconds, batch, cores):
+    """The ceiling: `cores` threads, each running a single-threaded session back to back."""
+    from keras_dcgan.serving.session import GeneratorSession
 
-        def do_POST(self):
-            count = len(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["instances"])
-            if count not in answers:
-                answers[count] = json.dumps({"predictions": np.full((count, 28, 28, 1), 0.5, np.float32).tolist()}).encode()
-            self._send(answers[count])
+    session = GeneratorSession(onnx_path, threads=1)
+    latents = np.random.default_rng(batch).standard_normal((batch, session.latent_dim)).astype(np.float32)
+    start = time.perf_counter()
+    measure_from, stop_at = start + 1.0, start + 1.0 + seconds
+    latencies, cpu_times = [], []
 
-        def _send(self, body):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def loop():
+        while (now := time.perf_counter()) < stop_at:
+            cpu_before = time.thread_time()
+            session.generate(latents)
+            if now >= measure_from:
+                latencies.append(time.perf_counter() - now)
+                cpu_times.append(time.thread_time() - cpu_before)
 
-        def log_message(self, format, *args):
-            pass
+    threads = [threading.Thread(target=loop) for _ in range(cores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return summary(f"ceiling ({cores} x onnxruntime, 1 thread)", batch, seconds, latencies, [], sum(cpu_times))
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FixedAnswerHandler)
-    server.daemon_threads = True
-    signal.signal(signal.SIGTERM, lambda signum, frame: threading.Thread(target=server.shutdown).start())
-    print(f"fixed answers on http://127.0.0.1:{server.server_address[1]}", flush=True)
-    server.serve_forever()
+
+def latent_dim_of(onnx_path):
+    from keras_dcgan.serving.session import GeneratorSession
+
+    return GeneratorSession(onnx_path).latent_dim
+
+
+def old_checkout(commit, folder):
+    """`git archive` of `commit` unpacked into `folder`; returns the folder."""
+    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", commit], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--onnx", type=pathlib.Path, help="start `keras-dcgan serve --onnx FILE` on a free port and load it")
-    target.add_argument("--url", help="load an already running server, e.g. http://127.0.0.1:8501")
-    target.add_argument("--fixed-answer-server", type=int, metavar="LATENT_DIM", help=argparse.SUPPRESS)
+    parser.add_argument("--onnx", type=pathlib.Path, required=True, help="the exported generator.onnx (with its manifest.json)")
+    parser.add_argument("--old-commit", help="also start `keras-dcgan serve` of this commit, e.g. 6bb0bd3")
     parser.add_argument("--model-name", default="dcgan")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default: %(default)s)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per batch size (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per target and batch size (default: %(default)s)")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 64], help="batch sizes (default: %(default)s)")
-    parser.add_argument("--baseline", action="store_true", help="also load a no-model stand-in, interleaved")
-    parser.add_argument("--json", action="store_true", help="print one JSON line per run instead of a table")
+    parser.add_argument("--cores", type=int, default=os.cpu_count(), help="cores for the onnxruntime ceiling (default: all, %(default)s)")
     args = parser.parse_args(argv)
-    if args.fixed_answer_server:
-        serve_fixed_answers(args.fixed_answer_server)
-        return 0
+    if not 0 < args.seconds <= 120 or not 1 <= args.clients <= 256:
+        parser.error("--seconds must be in (0, 120] and --clients in [1, 256]: the run stays bounded")
 
-    processes = []
-    try:
-        url = args.url
-        if args.onnx:
-            serve = [sys.executable, "-m", "keras_dcgan.cli", "serve", "--onnx", str(args.onnx), "--port", "0",
-                     "--max-batch", str(max(args.batch))]
-            process, url = start_process(serve)
+    latent_dim = latent_dim_of(args.onnx)
+    serve = ["serve", "--onnx", str(args.onnx), "--port", "0", "--max-batch", str(max(args.batch))]
+    processes, targets = [], []
+    with tempfile.TemporaryDirectory() as temporary:
+        try:
+            if args.old_commit:
+                folder = old_checkout(args.old_commit, pathlib.Path(temporary))
+                process, url = start_server([sys.executable, "-c", RUN_FROM_FOLDER, str(folder), *serve])
+                processes.append(process)
+                targets.append((f"old ({args.old_commit})", url, process.pid))
+            process, url = start_server([sys.executable, "-m", "keras_dcgan.cli", *serve])
             processes.append(process)
-        latent_dim = latent_dim_of(url, args.model_name)
-        targets = [("server", url)]
-        if args.baseline:
-            process, baseline_url = start_process([sys.executable, __file__, "--fixed-answer-server", str(latent_dim)])
-            processes.append(process)
-            targets.insert(0, ("baseline", baseline_url))
-        if not args.json:
-            print(f"{url}  {args.clients} clients x {args.seconds:g} s per batch size, latent_dim {latent_dim}, "
-                  f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
-            print(f"{'target':>8} {'batch':>5} {'predictions/s':>14} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'load avg':>8}")
-        for batch in args.batch:
-            for name, target_url in targets:
-                result = {"target": name, **run_load(target_url, args.model_name, args.clients, args.seconds, batch, latent_dim)}
-                if args.json:
-                    print(json.dumps(result), flush=True)
-                else:
+            targets.append(("new", url, process.pid))
+            print(f"{args.clients} clients x {args.seconds:g} s per target and batch size, latent_dim {latent_dim}, "
+                  f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
+            print(f"{'target':>34} {'batch':>5} {'pred/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'CPU ms/pred':>11} "
+                  f"{'capacity':>8} {'% ceiling':>9} {'load avg':>8}")
+            for batch in args.batch:
+                ceiling = load_onnxruntime(args.onnx, args.seconds, batch, args.cores)
+                results = [ceiling] + [
+                    load_server(name, target_url, pid, args.model_name, args.clients, args.seconds, batch, latent_dim)
+                    for name, target_url, pid in targets
+                ]
+                for result in results:
+                    share = 100 * result["capacity"] / ceiling["capacity"]
                     print(
-                        f"{name:>8} {batch:>5} {result['predictions_per_second']:>14,.0f} {result['requests_per_second']:>11,.0f} "
-                        f"{result['p50_ms']:>8.2f} {result['p99_ms']:>8.2f} {result['errors']:>7} {result['load_average']:>8.1f}",
+                        f"{result['target']:>34} {batch:>5} {result['predictions_per_second']:>7,.0f} {result['p50_ms']:>8.2f} "
+                        f"{result['p99_ms']:>8.2f} {result['errors']:>6} {result['cpu_ms_per_prediction']:>11.3f} "
+                        f"{result['capacity']:>8,.0f} {share:>8.0f}% {result['load_average']:>8.1f}",
                         flush=True,
                     )
-    finally:
-        for process in processes:
-            stop_process(process)
+        finally:
+            for process in processes:
+                stop_server(process)
     return 0
 
 

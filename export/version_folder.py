@@ -5,9 +5,15 @@ complete: it is built in a hidden staging folder beside it (`.partial-<version>-
 number, so TF Serving ignores it) and renamed into place in one step. An existing version
 is never overwritten. On any failure the staging folder is removed, and so are the base
 and root folders if this export created them and they are still empty.
+
+An export killed outright (SIGKILL, power loss) cannot clean up: its staging folder stays.
+Each export holds an advisory lock (flock) on its staging folder while it works, which the
+kernel drops when the process dies, so the next export under the same base path removes
+every staging folder nobody holds and leaves those of exports still running.
 """
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -49,8 +55,12 @@ def staged_version_folder(base_path, version):
     created = _make_folders(base_path)
     final_path = os.path.join(base_path, str(version))
     try:
-        staging = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{version}-", dir=base_path)
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; a server running as another user must read it
+        with _locked(base_path):
+            remove_stale_staging_folders(base_path)
+            staging = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{version}-", dir=base_path)
+            os.chmod(staging, 0o755)  # mkdtemp makes it private; a server running as another user must read it
+            lock = os.open(staging, os.O_RDONLY)
+            fcntl.flock(lock, fcntl.LOCK_EX)  # held until this export ends, however it ends
     except OSError as error:
         _remove_if_empty(created)
         raise ExportError(f"cannot write in {base_path}: {error}") from error
@@ -66,6 +76,38 @@ def staged_version_folder(base_path, version):
         shutil.rmtree(staging, ignore_errors=True)
         _remove_if_empty(created)
         raise
+    finally:
+        os.close(lock)
+
+
+def remove_stale_staging_folders(base_path):
+    """Remove the `.partial-*` folders under base_path whose export is gone (no process holds their lock)."""
+    for entry in os.listdir(base_path):
+        path = os.path.join(base_path, entry)
+        if not entry.startswith(STAGING_PREFIX) or not os.path.isdir(path):
+            continue
+        try:
+            lock = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue  # removed meanwhile by its own export, or unreadable: not ours to judge
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(path, ignore_errors=True)
+        except BlockingIOError:
+            pass  # an export is writing it right now
+        finally:
+            os.close(lock)
+
+
+@contextlib.contextmanager
+def _locked(folder):
+    """Hold folder's lock: cleaning up and creating-then-locking a staging folder never interleave."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def _make_folders(base_path):

@@ -4,7 +4,12 @@
 (tensorflow-serving-api, which pulls in TensorFlow), imported only when asked for.
 """
 
+import argparse
+import contextlib
+import os
 import pathlib
+import resource
+import socket
 import sys
 
 import numpy as np
@@ -13,22 +18,38 @@ from keras_dcgan.latents import MAX_SEED, latents_from_seeds
 
 DEFAULT_MAX_BATCH = 256
 DEFAULT_MAX_BODY_BYTES = 4 << 20  # a batch of 256 latents of size 100 is ~0.5 MB of JSON
-DEFAULT_MAX_CONNECTIONS = 64
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 10.0
 DEFAULT_IDLE_TIMEOUT_SECONDS = 30.0
-REQUEST_BATCH = 64  # latents per request from `generate` to a server: under any --max-batch, small answers
+DEFAULT_DRAIN_TIMEOUT_SECONDS = 10.0
+REQUEST_BATCH = 64  # latents per model call or request of `generate`: bounded memory, under any --max-batch
+MAX_GENERATE = 10_000  # digits per `generate`: its grid is then 100 x 100 digits (3,002 pixels square)
 
 
 def positive_integer(text):
     value = int(text)
     if value < 1:
-        raise ValueError(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def digit_count(text):
+    value = positive_integer(text)
+    if value > MAX_GENERATE:
+        raise argparse.ArgumentTypeError(f"at most {MAX_GENERATE:,} digits per run (one grid holds them all), got {value:,}")
     return value
 
 
 def positive_seconds(text):
     value = float(text)
-    if not value > 0:
-        raise ValueError(f"must be more than 0, got {value}")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, got {text}")
+    return value
+
+
+def port_number(text):
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in [0, 65535] (0 picks a free port), got {value}")
     return value
 
 
@@ -46,9 +67,10 @@ def add_generate_command(commands):
     backend.add_argument("--grpc", metavar="HOST:PORT", help="TF Serving gRPC endpoint, e.g. 127.0.0.1:8500 (needs keras-dcgan[grpc])")
     generate.add_argument("--model-name", default="dcgan", help="served model name (default: %(default)s)")
     generate.add_argument("--version", type=int, default=None, help="served model version (default: the latest)")
-    generate.add_argument("--n", type=positive_integer, default=16, help="number of digits (default: %(default)s)")
+    generate.add_argument("--n", type=digit_count, default=16, help=f"number of digits, at most {MAX_GENERATE:,} (default: %(default)s)")
     generate.add_argument("--seed", type=int, default=0, help="first seed; digit i uses seed+i (default: %(default)s)")
     generate.add_argument("--out", default="digits.png", help="FILE.png for a grid, or a FOLDER for grid + one PNG each (default: %(default)s)")
+    generate.add_argument("--no-verify", action="store_true", help="run an --onnx file that has no manifest.json beside it, unchecked")
     generate.set_defaults(handler=run_generate)
 
 
@@ -57,37 +79,50 @@ def run_generate(args):
         raise ValueError(f"--seed must be in [0, {MAX_SEED - args.n + 1}] so that seed+n-1 stays a valid seed, got {args.seed}")
     from keras_dcgan.serving.session import write_grid, write_pngs
 
+    out = pathlib.Path(args.out)
+    grid_path = out if out.suffix.lower() == ".png" else out / "grid.png"
+    _check_writable(grid_path.parent)  # before any work: a typo in --out loses nothing
     seeds = np.arange(args.seed, args.seed + args.n, dtype=np.int64)
     images = _generate_images(args, seeds)
-    out = pathlib.Path(args.out)
-    if out.suffix.lower() == ".png":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_grid(out, images)
-        written = [out]
-    else:
-        written = write_pngs(out, images, [f"seed_{seed}" for seed in seeds])
-        write_grid(out / "grid.png", images)
-        written.append(out / "grid.png")
+    try:
+        written = [] if grid_path == out else write_pngs(out, images, [f"seed_{seed}" for seed in seeds])
+        write_grid(grid_path, images)
+    except OSError as error:
+        raise ValueError(f"cannot write {error.filename or out}: {error.strerror or error}") from error
+    written.append(grid_path)
     print(f"wrote {len(images)} digits (seeds {seeds[0]}..{seeds[-1]}) to {out}" + (f" ({len(written)} files)" if len(written) > 1 else ""))
     return 0
 
 
+def _check_writable(folder):
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot create the output folder {folder}: {error.strerror or error}") from error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write in the output folder {folder}: permission denied")
+
+
 def _generate_images(args, seeds):
-    """float32 [n, 28, 28, 1] in [0, 1] from the chosen back end; latents made here, so seeds agree everywhere."""
+    """float32 [n, 28, 28, 1] in [0, 1] from the chosen back end, REQUEST_BATCH at a time; latents made here, so seeds agree everywhere."""
     if args.onnx:
         from keras_dcgan.serving.session import GeneratorSession
 
-        return GeneratorSession(args.onnx).generate_from_seeds(seeds)
+        session = GeneratorSession(args.onnx, verify=not args.no_verify)
+        return np.concatenate([session.generate_from_seeds(batch) for batch in _batches(seeds)])
     from keras_dcgan.serving.rest_client import ServingError
 
     backend = f"server {args.server}" if args.server else f"gRPC server {args.grpc}"
     try:
         client = _server_client(args)
         latents = latents_from_seeds(seeds, client.latent_dim())
-        batches = [latents[start : start + REQUEST_BATCH] for start in range(0, len(latents), REQUEST_BATCH)]
-        return np.concatenate([client.generate(batch) for batch in batches])
+        return np.concatenate([client.generate(batch) for batch in _batches(latents)])
     except (ImportError, ServingError) as error:
         raise ValueError(f"{backend}: {error}") from error
+
+
+def _batches(values):
+    return [values[start : start + REQUEST_BATCH] for start in range(0, len(values), REQUEST_BATCH)]
 
 
 def _server_client(args):
@@ -106,18 +141,23 @@ def add_serve_command(commands):
         help="serve an ONNX generator over TF Serving's REST API (for devices without TF Serving)",
         description="Serve the ONNX file over the same REST API as TF Serving: GET /v1/models/NAME, "
         "GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict (signatures serving_default, "
-        "generate_png, generate_from_seeds). Stops cleanly on SIGTERM or Ctrl-C.",
+        "generate_png, generate_from_seeds). Stops cleanly on SIGTERM or Ctrl-C. docs/rest-server.md "
+        "describes the limits and where the API differs from TF Serving.",
     )
     serve.add_argument("--onnx", metavar="FILE", required=True, help="the exported generator.onnx (checked against manifest.json beside it)")
+    serve.add_argument("--no-verify", action="store_true", help="serve a file that has no manifest.json beside it, unchecked")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8501, help="port; 0 picks a free one (default: %(default)s)")
+    serve.add_argument("--port", type=port_number, default=8501, help="port; 0 picks a free one (default: %(default)s)")
     serve.add_argument("--model-name", default="dcgan", help="name in the URL /v1/models/NAME (default: %(default)s)")
-    serve.add_argument("--version", type=int, default=None, help="version to report (default: the manifest's, else the folder name, else 1)")
+    serve.add_argument("--version", type=positive_integer, default=None, help="version to report (default: the manifest's, else the folder name, else 1)")
     serve.add_argument("--max-batch", type=positive_integer, default=DEFAULT_MAX_BATCH, help="largest batch per request (default: %(default)s)")
-    serve.add_argument("--max-body-bytes", type=positive_integer, default=DEFAULT_MAX_BODY_BYTES, help="largest request body (default: %(default)s)")
-    serve.add_argument("--max-connections", type=positive_integer, default=DEFAULT_MAX_CONNECTIONS, help="open connections served at once; more get 503 (default: %(default)s)")
-    serve.add_argument("--idle-timeout", type=positive_seconds, default=DEFAULT_IDLE_TIMEOUT_SECONDS, metavar="SECONDS", help="close idle connections and stalled bodies after this long (default: %(default)s)")
+    serve.add_argument("--max-body-bytes", type=positive_integer, default=DEFAULT_MAX_BODY_BYTES, help="largest request body; more is 413 (default: %(default)s)")
+    serve.add_argument("--request-timeout", type=positive_seconds, default=DEFAULT_REQUEST_TIMEOUT_SECONDS, metavar="SECONDS", help="a request's headers and body must arrive within this, or 408 (default: %(default)s)")
+    serve.add_argument("--idle-timeout", type=positive_seconds, default=DEFAULT_IDLE_TIMEOUT_SECONDS, metavar="SECONDS", help="close a connection with no request in progress after this (default: %(default)s)")
+    serve.add_argument("--drain-timeout", type=positive_seconds, default=DEFAULT_DRAIN_TIMEOUT_SECONDS, metavar="SECONDS", help="on SIGTERM/Ctrl-C, requests in flight get this long to finish (default: %(default)s)")
     serve.add_argument("--threads", type=positive_integer, default=1, help="onnxruntime threads per request; requests already run in parallel (default: %(default)s)")
+    serve.add_argument("--access-log", action="store_true", help="log one line per request to stderr")
+    serve.add_argument("--metrics", action="store_true", help="serve Prometheus metrics at /monitoring/prometheus/metrics")
     serve.set_defaults(handler=run_serve)
 
 
@@ -126,20 +166,40 @@ def run_serve(args):
     from keras_dcgan.serving.server import ServerLimits, serve
     from keras_dcgan.serving.session import GeneratorSession
 
-    session = GeneratorSession(args.onnx, threads=args.threads)
+    session = GeneratorSession(args.onnx, threads=args.threads, verify=not args.no_verify)
     version = args.version or session.version or _version_from_folder(session.onnx_path)
-    api = PredictionApi(session, args.model_name, version, args.max_batch)
+    metrics = None
+    if args.metrics:
+        from keras_dcgan.serving.metrics import PredictionMetrics
+
+        metrics = PredictionMetrics(args.model_name, version)
+    api = PredictionApi(session, args.model_name, version, args.max_batch, metrics)
 
     def announce(url):
         print(f"serving {args.model_name} version {version} from {args.onnx} on {url}", flush=True)
 
-    limits = ServerLimits(args.max_body_bytes, args.max_connections, args.idle_timeout)
-    try:
-        drained = serve(api, limits, args.host, args.port, on_ready=announce)
-    except OSError as error:  # port taken, address not on this machine, privileged port
-        raise ValueError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from error
+    limits = ServerLimits(args.max_body_bytes, args.request_timeout, args.idle_timeout, args.drain_timeout)
+    raise_open_file_limit()
+    drained = serve(api, limits, listening_socket(args.host, args.port), on_ready=announce, access_log=args.access_log)
     print("stopped" if drained else "stopped with requests still in flight", file=sys.stderr, flush=True)
     return 0
+
+
+def listening_socket(host, port):
+    """A socket listening on host:port, or ValueError saying why not (port taken, address not here, privileged port)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as error:
+        raise ValueError(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
+
+
+def raise_open_file_limit():
+    """Each connection is a file descriptor: lift the soft limit (often 1,024) to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):  # an unlimited hard limit may be refused: keep the soft one
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _version_from_folder(onnx_path):

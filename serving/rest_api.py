@@ -1,36 +1,44 @@
 """TensorFlow Serving's REST API over a GeneratorSession, independent of any HTTP library.
 
 `PredictionApi.respond(method, path, body)` returns `(status, payload)` for the routes TF
-Serving answers, with the same JSON shapes, so one client and the same curl lines work
-against `tensorflow_model_server` and `keras-dcgan serve`:
+Serving answers, with the same JSON shapes and status codes, so one client and the same curl
+lines work against `tensorflow_model_server` and `keras-dcgan serve`:
 
-    GET  /v1/models/NAME[/versions/N]            model status
-    GET  /v1/models/NAME[/versions/N]/metadata   signatures, names, dtypes, shapes
-    POST /v1/models/NAME[/versions/N]:predict    {"instances": ...} -> {"predictions": ...}
-                                                 {"inputs": ...}    -> {"outputs": ...}
+    GET  /v1/models/NAME[/versions/N | /labels/L]            model status
+    GET  /v1/models/NAME[/versions/N | /labels/L]/metadata   signatures, names, dtypes, shapes
+    POST /v1/models/NAME[/versions/N | /labels/L]:predict    {"instances": ...} -> {"predictions": ...}
+                                                             {"inputs": ...}    -> {"outputs": ...}
 
+As in TF Serving's handler: paths match case-insensitively, the model name is URL-decoded,
+`/versions/01` is version 1, a `/v1/` path that matches no route or comes with another method
+is 400 "Malformed request", and a predict body is parsed before the model is looked up.
 Signatures (those of the exported SavedModel): `serving_default` (latent -> images),
 `generate_png` (latent -> png_bytes, sent as {"b64": ...}) and `generate_from_seeds`
 (seeds -> images). Every client mistake is an ApiError with a 4xx status and a message.
+docs/rest-server.md lists where this server deliberately differs (batch cap, non-finite values).
 """
 
 import base64
 import json
 import re
+import time
+import urllib.parse
 
 import numpy as np
 
 from keras_dcgan.serving.session import InputError
 
 DEFAULT_SIGNATURE = "serving_default"
-ROUTE = re.compile(
-    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<action>/metadata|:predict)?$"
-)
-ALLOWED_METHODS = {None: "GET", "/metadata": "GET", ":predict": "POST"}
+_VERSION_OR_LABEL = r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
+PREDICT_ROUTE = re.compile(r"/v1/models/(?P<name>[^/:]+)" + _VERSION_OR_LABEL + r":predict", re.IGNORECASE)
+STATUS_ROUTE = re.compile(r"/v1/models(?:/(?P<name>[^/:]+))?" + _VERSION_OR_LABEL + r"(?P<metadata>/metadata)?", re.IGNORECASE)
+API_PREFIX = re.compile(r"/v1/", re.IGNORECASE)
 
 
 class ApiError(Exception):
     """A request the server refuses: `status` (4xx) and a message for the client."""
+
+    signature = ""  # set once the request's signature is known, for the metrics
 
     def __init__(self, status, message):
         super().__init__(message)
@@ -43,11 +51,17 @@ def _latent_spec(latent_dim):
 
 
 class PredictionApi:
-    def __init__(self, session, model_name="dcgan", version=1, max_batch=256):
+    """TF Serving's routes over `session`. `run_model(latents)` defaults to the session's model.
+
+    `metrics`, when given, is told of every answer: `observe(signature, status, seconds)`.
+    """
+
+    def __init__(self, session, model_name="dcgan", version=1, max_batch=256, metrics=None):
         self.session = session
         self.model_name = model_name
         self.version = int(version)
         self.max_batch = max_batch
+        self.metrics = metrics
         images = {"dtype": "DT_FLOAT", "shape": [-1, *session.image_shape]}
         self.signatures = {
             "serving_default": ({"latent": _latent_spec(session.latent_dim)}, {"images": images}),
@@ -56,32 +70,47 @@ class PredictionApi:
         }
 
     def respond(self, method, path, body=b""):
-        """(status, payload for `json_response.encode`) for one request; never raises for a client mistake."""
+        """(status, payload for `json_response.encode`) for one request; never raises for a client mistake.
+
+        `path` is the request target as sent (percent-encoded, query string allowed).
+        """
+        started = time.perf_counter()
         try:
-            return 200, self._route(method, path, body)
+            signature, payload = self._route(method, path, body)
+            status = 200
         except ApiError as error:
-            return error.status, {"error": error.message}
+            signature, status, payload = error.signature, error.status, {"error": error.message}
+        if self.metrics is not None:
+            self.metrics.observe(signature, status, time.perf_counter() - started)
+        return status, payload
 
     def _route(self, method, path, body):
-        match = ROUTE.match(path.split("?", 1)[0])
-        if match is None:
-            raise ApiError(404, f"Malformed request: {method} {path} (expected /v1/models/NAME[/versions/N][/metadata|:predict])")
-        action = match["action"]
-        if method != ALLOWED_METHODS[action]:
-            raise ApiError(405, f"method {method} not allowed on {path}; use {ALLOWED_METHODS[action]}")
-        self._check_model(match["name"], match["version"])
-        if action is None:
-            return self.status()
-        if action == "/metadata":
-            return self.metadata()
-        return self.predict(body)
+        path = path.split("?", 1)[0]
+        if not API_PREFIX.match(path):
+            raise ApiError(404, f"Not found: {path} (this server answers /v1/models/NAME[/versions/N][/metadata|:predict])")
+        if method == "POST" and (match := PREDICT_ROUTE.fullmatch(path)):
+            request = _parse_json(body)  # before the model is looked up, as TF Serving does
+            self._check_model(match)
+            return self.predict(request)
+        if method == "GET" and (match := STATUS_ROUTE.fullmatch(path)):
+            if match["name"] is None:
+                raise ApiError(400, "Missing model name in request.")
+            if match["metadata"]:
+                self._check_model(match)
+                return "metadata", self.metadata()
+            self._check_model(match, label_matters=False)  # TF Serving's status ignores the label
+            return "status", self.status()
+        raise ApiError(400, f"Malformed request: {method} {path}")
 
-    def _check_model(self, name, version):
+    def _check_model(self, match, label_matters=True):
+        name = urllib.parse.unquote(match["name"])
         if name != self.model_name:
             raise ApiError(404, f"Servable not found for request: Latest({name}); this server serves {self.model_name!r}")
-        if version is not None and version != str(self.version):
+        if match["label"] is not None and label_matters:
+            raise ApiError(400, f"Unrecognized servable version label: {urllib.parse.unquote(match['label'])}")
+        if match["version"] is not None and int(match["version"]) != self.version:
             raise ApiError(
-                404, f"Servable not found for request: Specific({name}, {version}); available version: {self.version}"
+                404, f"Servable not found for request: Specific({name}, {int(match['version'])}); available version: {self.version}"
             )
 
     def status(self):
@@ -109,13 +138,20 @@ class PredictionApi:
             "metadata": {"signature_def": {"signature_def": signature_defs}},
         }
 
-    def predict(self, body):
-        request = _parse_json(body)
-        signature = request.get("signature_name", DEFAULT_SIGNATURE)
+    def predict(self, request):
+        """(signature, payload) for a parsed predict request."""
+        signature = request.get("signature_name") or DEFAULT_SIGNATURE  # "" means the default, as in TF Serving
         if not isinstance(signature, str) or signature not in self.signatures:
             raise ApiError(
                 400, f'Serving signature name: "{signature}" not found in signature def; available: {", ".join(self.signatures)}'
             )
+        try:
+            return signature, self._predict(signature, request)
+        except ApiError as error:
+            error.signature = signature
+            raise
+
+    def _predict(self, signature, request):
         (input_name,) = self.signatures[signature][0]
         (output_name,) = self.signatures[signature][1]
         row_format = "instances" in request
@@ -166,10 +202,10 @@ def _rows(instances, input_name):
 
 
 def _columns(inputs, input_name):
-    """Columnar format: the batch itself, or {input_name: batch}."""
+    """Columnar format: the batch itself, or {input_name: batch, ...} (other keys ignored, as TF Serving does)."""
     if isinstance(inputs, dict):
-        if set(inputs) != {input_name}:
-            raise ApiError(400, f'"inputs" must have exactly the key "{input_name}", got {sorted(inputs)}')
+        if input_name not in inputs:
+            raise ApiError(400, f'"inputs" must have the key "{input_name}", got {sorted(inputs)}')
         return inputs[input_name]
     return inputs
 

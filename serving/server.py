@@ -1,195 +1,281 @@
-"""`keras-dcgan serve`: TF Serving's REST API for the ONNX generator on the standard library's HTTP server.
+"""`keras-dcgan serve`: TF Serving's REST API (`rest_api.PredictionApi`) on uvicorn.
 
-Why `http.server.ThreadingHTTPServer`: it ships with Python, so a device needs nothing beyond
-numpy, onnxruntime and Pillow; a thread per connection runs requests concurrently, and
-onnxruntime releases the GIL while it computes. Measured on an idle 2-core machine: 3,463
-predictions/s at batch 1 with p99 5.7 ms (targets: 1,000/s, 10 ms); 1,455-3,244/s with p99
-18-83 ms while other jobs held the cores (README, section serving, with a no-model baseline).
-At batch 1 most of a request's time is the model itself; JSON goes through orjson when installed.
+Why uvicorn (docs/rest-server.md has the measurements): an asyncio event loop holds thousands
+of idle or slow connections for the cost of a socket each, and uvicorn with its httptools
+parser implements HTTP/1.1 framing (Content-Length, chunked bodies, HEAD, pipelining),
+keep-alive timeouts and graceful shutdown. The app is a bare ASGI callable: routing is
+`PredictionApi`'s own job, so no web framework sits in between.
 
-Hardening: bound to 127.0.0.1 unless told otherwise; bodies above `max_body_bytes` are refused
-before they are read; at most `max_connections` open connections (threads); idle connections
-and bodies that stop arriving time out (`ServerLimits`); every error is a JSON
-{"error": ...}; SIGTERM or SIGINT stop accepting, let requests in flight finish, and exit 0.
+What uvicorn lacks, added here and nowhere else:
+- a deadline for a whole request (`RequestDeadlineProtocol`): its keep-alive timer restarts on
+  every byte, so a client trickling headers or a body would hold a connection for ever;
+- a cap on the request body (413) before the model sees it (the batch cap is the API's);
+- JSON errors for requests its parser refuses, and exit status 0 after a signalled stop.
+
+Model calls run on a small thread pool, one thread per core: onnxruntime releases the GIL
+while it computes, and the event loop keeps reading other connections meanwhile.
 """
 
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
 import signal
-import sys
-import threading
+import socket
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httptools
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from keras_dcgan.serving import json_response
-from keras_dcgan.serving.rest_api import ApiError
+from keras_dcgan.serving.metrics import METRICS_PATH
 
-DRAIN_TIMEOUT_SECONDS = 10
+LOGGER_NAME = "uvicorn"
 
 
 @dataclass(frozen=True)
 class ServerLimits:
     max_body_bytes: int
-    max_connections: int  # open connections, each with its own thread
-    idle_timeout_seconds: float  # for an idle keep-alive connection, or a body that stops arriving
+    request_timeout_seconds: float  # headers and body of one request must arrive within this
+    idle_timeout_seconds: float  # a connection with no request in progress is closed after this
+    drain_timeout_seconds: float  # on SIGTERM/SIGINT, requests in flight get this long to finish
 
 
-class PredictionHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: clients reuse one connection for many requests
-    default_request_version = "HTTP/1.0"  # so that errors on garbage request lines still get a status line
-    disable_nagle_algorithm = True  # headers and body go out as separate writes
-    server_version = "keras-dcgan-serve"
+def error_response(status, message, close=False):
+    """(status, headers, body) of a JSON error, as TF Serving sends them: {"error": "..."}."""
+    body = json_response.encode({"error": message})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    return status, headers, body
 
-    def setup(self):
-        self.timeout = self.server.limits.idle_timeout_seconds  # StreamRequestHandler.setup applies it to the socket
-        super().setup()
 
-    def do_GET(self):
-        self._handle()
+class RequestDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol plus a deadline per request and JSON answers to unparsable ones.
 
-    def do_POST(self):
-        self._handle()
+    The deadline starts when a request's first byte arrives and stops once its body is complete;
+    however slowly the bytes trickle in, a request still incomplete at the deadline gets 408 and
+    the connection is closed. A connection that never
+    sends a byte is closed after the idle timeout by uvicorn's own keep-alive timer, which is
+    armed here at connection time (uvicorn arms it only after a first response).
+    """
 
-    def do_PUT(self):
-        self._handle()
+    request_timeout_seconds = 10.0  # set per server by `serve`
 
-    def do_DELETE(self):
-        self._handle()
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and a socket from
+        # socket.create_server has proto 0: without it the body, sent after the headers, waits
+        # for the client's delayed ACK (~40 ms per request).
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._deadline = None
+        self._receiving = False  # a request's first byte has arrived, its last has not
+        self._request_cycle = None  # that request's cycle, once its headers are complete
+        self._close_after_request = False
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
-    def do_PATCH(self):
-        self._handle()
+    def connection_lost(self, exc):
+        self._cancel_deadline()
+        super().connection_lost(exc)
 
-    def _handle(self):
-        with self.server.in_flight:
-            try:
-                body = self._read_body()
-                status, payload = self.server.api.respond(self.command, self.path, body)
-            except ApiError as error:
-                status, payload = error.status, {"error": error.message}
-            except Exception as error:  # a bug must not take the server down; the client learns it was ours
-                self.log_error("internal error on %s %s: %r", self.command, self.path, error)
-                status, payload = 500, {"error": f"internal server error: {type(error).__name__}: {error}"}
-            if self.server.stopping.is_set():
-                self.close_connection = True  # and tell the client, so that it does not reuse the connection
-            self._send_json(status, payload)
-
-    def _read_body(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True
-            raise ApiError(411, "chunked bodies are not supported: send a Content-Length header")
-        length = self.headers.get("Content-Length")
-        if length is None:
-            return b""
-        if not length.isdigit():
-            self.close_connection = True
-            raise ApiError(400, f"invalid Content-Length header: {length!r}")
-        length = int(length)
-        if length > self.server.limits.max_body_bytes:
-            self.close_connection = True  # the unread body makes the connection unusable
-            raise ApiError(413, f"request body of {length} bytes exceeds this server's limit of {self.server.limits.max_body_bytes} bytes")
+    def data_received(self, data):
+        self._unset_keepalive_if_required()
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.request_timeout_seconds, self._deadline_passed)
         try:
-            return self.rfile.read(length)
-        except TimeoutError as error:
-            self.close_connection = True
-            raise ApiError(408, f"the request body did not arrive within {self.timeout} s") from error
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(400, "protocol upgrades are not supported")
+        except httptools.HttpParserError as error:
+            self._refuse(400, f"malformed HTTP request: {error}")
 
-    def _send_json(self, status, payload):
-        body = json_response.encode(payload)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+    def on_message_begin(self):
+        super().on_message_begin()
+        self._receiving = True
+        self._request_cycle = None
 
-    def send_error(self, code, message=None, explain=None):
-        """Protocol errors found by http.server itself (bad request line, unknown method) as JSON too."""
-        self.close_connection = True
-        text = message or self.responses.get(code, ("error",))[0]
-        if code == 501:  # http.server's answer to a method it has no do_X for
-            code, text = 405, f"method {self.command} not allowed"
-        self._send_json(code, {"error": text})
+    def on_headers_complete(self):
+        super().on_headers_complete()
+        self._request_cycle = self.cycle
+        if self._close_after_request:
+            self.cycle.keep_alive = False
 
-    def log_message(self, format, *args):
-        """Quiet per request (it would cost more than a prediction); errors still go to stderr."""
+    def on_message_complete(self):
+        super().on_message_complete()
+        self._receiving = False
+        self._cancel_deadline()
 
-    def log_error(self, format, *args):
-        if format.startswith("Request timed out"):  # an idle keep-alive connection closed: routine, not an error
+    def shutdown(self):
+        """Graceful stop: a request whose headers are still arriving is answered (then closed) too."""
+        if self._receiving and self._request_cycle is None:
+            self._close_after_request = True
             return
-        sys.stderr.write(f"keras-dcgan serve: {format % args}\n")
+        super().shutdown()
+
+    def _deadline_passed(self):
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self._request_cycle is not None and self._request_cycle.response_started:
+            self.transport.close()  # already answering (e.g. 413 before the body): just stop reading
+            return
+        if not self._receiving:
+            self.transport.close()  # stray bytes between requests (a CRLF after a body): no request to answer
+            return
+        self._refuse(408, f"the request was not complete within {self.request_timeout_seconds:g} s")
+
+    def _cancel_deadline(self):
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _refuse(self, status, message):
+        """Answer `status` with a JSON error outside any request cycle, then close the connection."""
+        if self.transport.is_closing():
+            return
+        if self._request_cycle is not None and not self._request_cycle.response_complete:
+            self._request_cycle.disconnected = True  # the app sees http.disconnect and stops waiting for the body
+            self._request_cycle.message_event.set()
+        status, headers, body = error_response(status, message, close=True)
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])] + [name + b": " + value + b"\r\n" for name, value in headers]
+        self.transport.write(b"".join(head) + b"\r\n" + body)
+        self.transport.close()
+        if self.access_log:
+            self.access_logger.info('%s - "-" %d %s', "%s:%d" % self.client if self.client else "-", status, message)
 
 
-class InFlight:
-    """Counts requests being handled, so that shutdown can wait for them."""
-
-    def __init__(self):
-        self._count = 0
-        self._idle = threading.Condition()
-
-    def __enter__(self):
-        with self._idle:
-            self._count += 1
-
-    def __exit__(self, *exc_info):
-        with self._idle:
-            self._count -= 1
-            self._idle.notify_all()
-
-    def wait_idle(self, timeout):
-        with self._idle:
-            return self._idle.wait_for(lambda: self._count == 0, timeout)
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout"}
 
 
-class PredictionServer(ThreadingHTTPServer):
-    daemon_threads = True  # idle keep-alive connections must not hold the process at exit
-    request_queue_size = 128
+class RestApp:
+    """The ASGI application: body cap, then `PredictionApi.respond` on the model thread pool."""
 
-    def __init__(self, address, api, limits):
+    def __init__(self, api, max_body_bytes, metrics=None, threads=None):
         self.api = api
-        self.limits = limits
-        self.connection_slots = threading.BoundedSemaphore(limits.max_connections)  # one thread per open connection
-        self.in_flight = InFlight()
-        self.stopping = threading.Event()
-        super().__init__(address, PredictionHandler)
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+        self.executor = concurrent.futures.ThreadPoolExecutor(threads or os.cpu_count() or 1, thread_name_prefix="model")
 
-    def process_request(self, request, client_address):
-        """Refuse a connection beyond `max_connections` with a 503 instead of starting yet another thread."""
-        if not self.connection_slots.acquire(blocking=False):
-            body = json_response.encode({"error": "too many open connections; retry later"})
-            try:
-                request.sendall(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-                )
-            except OSError:
-                pass  # the client is gone already
-            self.shutdown_request(request)
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return  # lifespan is off and websockets are not configured
+        if self.metrics is not None and scope["path"] == METRICS_PATH:
+            await self._send(send, *self.metrics.scrape(scope["method"]))
             return
-        super().process_request(request, client_address)
+        body, refusal = await self._read_body(scope, receive)
+        if refusal is not None:
+            await self._send(send, *refusal)
+            return
+        if body is None:
+            return  # the client went away (or the request deadline passed): nobody to answer
+        # The path as sent: PredictionApi URL-decodes the model name itself, exactly once.
+        path = scope["raw_path"].decode("latin-1")
+        loop = asyncio.get_running_loop()
+        if self.metrics is None:
+            answer = await loop.run_in_executor(self.executor, self._respond, scope["method"], path, body)
+        else:
+            with self.metrics.in_flight.track_inprogress():
+                answer = await loop.run_in_executor(self.executor, self._respond, scope["method"], path, body)
+        await self._send(send, *answer)
 
-    def process_request_thread(self, request, client_address):
+    def _respond(self, method, path, body):
+        status, payload = self.api.respond(method, path, body)
+        body = json_response.encode(payload)
+        return status, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())], body
+
+    async def _read_body(self, scope, receive):
+        """(body, None), (None, refusal) for a body over the cap, or (None, None) when the client left."""
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and int(declared) > self.max_body_bytes:  # the parser has checked it is a number
+            return None, self._too_large(int(declared))
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None, None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:  # a chunked body has no length to check up front
+                return None, self._too_large(size, so_far=True)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks), None
+
+    def _too_large(self, size, so_far=False):
+        what = f"request body of {'more than ' if so_far else ''}{size} bytes"
+        # Closing the connection: the rest of the body is never read.
+        return error_response(413, f"{what} exceeds this server's limit of {self.max_body_bytes} bytes", close=True)
+
+    @staticmethod
+    async def _send(send, status, headers, body):
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class PredictionServer(uvicorn.Server):
+    """uvicorn's server, exiting normally after SIGTERM or SIGINT.
+
+    uvicorn re-raises the signal after its graceful shutdown (for process managers that look
+    at the signal); a service that drained cleanly exits 0 instead.
+    """
+
+    drained = False
+
+    async def shutdown(self, sockets=None):
+        await super().shutdown(sockets)
+        self.drained = not self.server_state.connections  # uvicorn waits for them all unless the drain timeout passed
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            super().process_request_thread(request, client_address)
+            yield
         finally:
-            self.connection_slots.release()
-
-    def stop(self):
-        """Stop accepting; safe to call from a signal handler (shutdown() itself blocks, so it runs on a thread)."""
-        if not self.stopping.is_set():
-            self.stopping.set()
-            threading.Thread(target=self.shutdown, daemon=True).start()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
-def serve(api, limits, host="127.0.0.1", port=8501, on_ready=None):
-    """Serve until SIGTERM/SIGINT, then drain requests in flight. `on_ready(url)` is called once listening."""
-    server = PredictionServer((host, port), api, limits)
-    previous = {sig: signal.signal(sig, lambda signum, frame: server.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+def configure_logging(access_log):
+    """uvicorn's loggers on stderr, one line each; the access log (a line per request) only when asked."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("keras-dcgan serve: %(message)s"))
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    access = logging.getLogger("uvicorn.access")
+    access.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
+
+
+def serve(api, limits, sock, on_ready=None, access_log=False, threads=None):
+    """Serve on the bound, listening socket `sock` until SIGTERM/SIGINT; True if every request finished in time.
+
+    Metrics are served when `api.metrics` is set (a PredictionMetrics).
+    """
+    configure_logging(access_log)
+    app = RestApp(api, limits.max_body_bytes, api.metrics, threads)
+    protocol = type("ConfiguredDeadlineProtocol", (RequestDeadlineProtocol,), {"request_timeout_seconds": limits.request_timeout_seconds})
+    config = uvicorn.Config(
+        app,
+        http=protocol,
+        ws="none",
+        lifespan="off",
+        log_config=None,
+        access_log=access_log,
+        server_header=False,
+        proxy_headers=False,  # no proxy in front by default: log the peer's own address, skip a middleware per request
+        timeout_keep_alive=limits.idle_timeout_seconds,
+        timeout_graceful_shutdown=limits.drain_timeout_seconds,
+        backlog=2048,
+    )
+    server = PredictionServer(config)
+    if on_ready is not None:
+        host, port = sock.getsockname()[:2]
+        on_ready(f"http://{host}:{port}")
     try:
-        if on_ready is not None:
-            on_ready(f"http://{host}:{server.server_address[1]}")
-        server.serve_forever(poll_interval=0.2)
-        drained = server.in_flight.wait_idle(DRAIN_TIMEOUT_SECONDS)
+        server.run(sockets=[sock])
     finally:
-        server.server_close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return drained
+        app.executor.shutdown(wait=False, cancel_futures=True)
+    return server.drained

@@ -20,6 +20,9 @@ from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.serving.manifest import MANIFEST_NAME, ManifestError, read_manifest, verify_content
 
 DEFAULT_VALUE_RANGE = (0.0, 1.0)  # the export contract: images in [0, 1]
+# Latents are standard normal (|z| < 6 in practice); values near float32's maximum overflow inside
+# the network. The output is checked as well, so a model that overflows sooner still answers 400.
+LATENT_LIMIT = 1e6
 
 
 class InputError(ValueError):
@@ -33,19 +36,25 @@ class ModelFileError(ValueError):
 class GeneratorSession:
     """Latents or integer seeds in, images out; thread-safe (onnxruntime's `run` is).
 
-    `manifest_path=None` uses `manifest.json` beside the ONNX file when there is one; when a
-    manifest is used, the file's size, SHA-256 and input/output shapes must match it, or
-    ManifestError (a ValueError) is raised before anything runs. `threads` sets onnxruntime's
+    `manifest_path=None` uses `manifest.json` beside the ONNX file; the file's size, SHA-256
+    and input/output shapes must match it, or ManifestError (a ValueError) is raised before
+    anything runs. Without a manifest the file is refused, so that deleting the manifest cannot
+    silently turn the check off; `verify=False` runs it unchecked. `threads` sets onnxruntime's
     intra-op threads (None: its default); 1 suits a server running requests in parallel.
     """
 
-    def __init__(self, onnx_path, manifest_path=None, threads=None):
+    def __init__(self, onnx_path, manifest_path=None, threads=None, verify=True):
         self.onnx_path = pathlib.Path(onnx_path)
         if not self.onnx_path.is_file():
             raise ModelFileError(f"ONNX file not found: {self.onnx_path}")
-        if manifest_path is None and (self.onnx_path.parent / MANIFEST_NAME).is_file():
+        if manifest_path is None and verify:
             manifest_path = self.onnx_path.parent / MANIFEST_NAME
-        self.manifest_path = pathlib.Path(manifest_path) if manifest_path is not None else None
+            if not manifest_path.is_file():
+                raise ManifestError(
+                    f"no {MANIFEST_NAME} beside {self.onnx_path}: it holds the file's checksum; "
+                    "restore it, or pass --no-verify to run the file unchecked"
+                )
+        self.manifest_path = pathlib.Path(manifest_path) if verify else None
         self.manifest = None
         content = self.onnx_path.read_bytes()  # checked and loaded from the same bytes
         if self.manifest_path is not None:
@@ -103,6 +112,8 @@ class GeneratorSession:
         latents = latents.astype(np.float32, copy=False)
         if not np.isfinite(latents).all():
             raise InputError("latent contains NaN or Inf")
+        if latents.size and np.abs(latents).max() > LATENT_LIMIT:
+            raise InputError(f"latent values must be within ±{LATENT_LIMIT:g} (latents are drawn from a standard normal), got {np.abs(latents).max():g}")
         return latents
 
     def generate(self, latents):
@@ -110,7 +121,15 @@ class GeneratorSession:
         latents = self.check_latents(latents)
         if latents.shape[0] == 0:
             return np.zeros((0, *self.image_shape), np.float32)
-        return self._session.run([self.output_name], {self.input_name: latents})[0]
+        images = self._session.run([self.output_name], {self.input_name: latents})[0]
+        if not np.isfinite(images).all():
+            # Finite latents far outside the training distribution (say 1e38) overflow inside the network.
+            rows = np.flatnonzero(~np.isfinite(images).reshape(len(images), -1).all(axis=1))
+            raise InputError(
+                f"the generator's output is not finite (NaN or Inf) for latent row(s) {rows[:10].tolist()}: "
+                "use latents of ordinary size, e.g. standard normal values"
+            )
+        return images
 
     def latents_from_seeds(self, seeds):
         seeds = np.asarray(seeds)

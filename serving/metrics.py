@@ -1,0 +1,52 @@
+"""Prometheus metrics of `keras-dcgan serve --metrics`, at TF Serving's path for them.
+
+TF Serving exposes its metrics at /monitoring/prometheus/metrics when given a monitoring
+config; this server offers the same path, behind a flag, with its own metric names:
+
+    keras_dcgan_serve_requests_total{signature, status}   answers by signature (or status/metadata) and HTTP status
+    keras_dcgan_serve_request_seconds{signature}          latency histogram, from the parsed request to the payload
+    keras_dcgan_serve_requests_in_flight                  requests whose body was read and whose answer is not yet sent
+    keras_dcgan_serve_model_version{model}                the version being served
+
+Each server has its own registry, so tests and several servers in one process never mix.
+"""
+
+import prometheus_client
+
+METRICS_PATH = "/monitoring/prometheus/metrics"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class PredictionMetrics:
+    def __init__(self, model_name, version):
+        prometheus_client.disable_created_metrics()  # *_created series: noise for a scrape of one process
+        self.registry = prometheus_client.CollectorRegistry(auto_describe=True)
+        self.requests = prometheus_client.Counter(
+            "keras_dcgan_serve_requests", "Requests answered, by signature and HTTP status.", ["signature", "status"], registry=self.registry
+        )
+        self.latency = prometheus_client.Histogram(
+            "keras_dcgan_serve_request_seconds", "Time to answer a request, by signature.", ["signature"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.in_flight = prometheus_client.Gauge(
+            "keras_dcgan_serve_requests_in_flight", "Requests whose body was read and whose answer is not yet sent.", registry=self.registry
+        )
+        model_version = prometheus_client.Gauge(
+            "keras_dcgan_serve_model_version", "Version of the model being served.", ["model"], registry=self.registry
+        )
+        model_version.labels(model=model_name).set(version)
+
+    def observe(self, signature, status, seconds):
+        """One answer; `signature` is "" for a request that never named a model route."""
+        self.requests.labels(signature=signature, status=str(status)).inc()
+        self.latency.labels(signature=signature).observe(seconds)
+
+    def scrape(self, method):
+        """(status, headers, body) for a request to METRICS_PATH."""
+        if method not in ("GET", "HEAD"):
+            body = b'{"error": "method not allowed on %s; use GET"}' % METRICS_PATH.encode()
+            headers = [(b"content-type", b"application/json"), (b"allow", b"GET, HEAD")]
+            return 405, headers + [(b"content-length", str(len(body)).encode())], body
+        body = prometheus_client.generate_latest(self.registry)
+        headers = [(b"content-type", prometheus_client.CONTENT_TYPE_LATEST.encode()), (b"content-length", str(len(body)).encode())]
+        return 200, headers, body
