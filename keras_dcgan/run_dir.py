@@ -147,9 +147,8 @@ class RunDir:
             return self._final_generator(config, find_epoch)
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
             raise RunDirError(f"epoch must be an integer of at least 1, got {epoch!r}")
-        generator, step = self._epoch_generator(config, epoch)
-        checkpoint = os.path.join(CHECKPOINTS_DIR, f"epoch-{epoch}")
-        return RunGenerator(generator, config, checkpoint, epoch, step)
+        generator, path, step = self._epoch_generator(config, epoch)
+        return RunGenerator(generator, config, os.path.relpath(path, self.path), epoch, step)
 
     def _final_generator(self, config, find_epoch):
         import keras
@@ -174,14 +173,14 @@ class RunDir:
         return RunGenerator(generator, config, GENERATOR_FILE, epoch, step)
 
     def _epoch_generator(self, config, epoch):
-        """(float32 generator, step) of checkpoints/epoch-N."""
+        """(float32 generator, checkpoint path, step) of the checkpoint saved at the end of `epoch`."""
         from keras_dcgan.checkpoints import epoch_checkpoint_path
         from keras_dcgan.inference_generator import float32_generator, read_epoch_checkpoint
 
         path = epoch_checkpoint_path(self.checkpoints_dir, epoch)
         generator = float32_generator(config)
         step = read_epoch_checkpoint(generator, config, path)
-        return generator, step
+        return generator, path, step
 
     def _matching_epoch(self, generator, config):
         """(epoch, step) of the newest epoch checkpoint if `generator` holds its weights, else (None, None).
@@ -195,7 +194,7 @@ class RunDir:
         if not epochs:
             return None, None
         try:
-            candidate, step = self._epoch_generator(config, epochs[-1])
+            candidate, _, step = self._epoch_generator(config, epochs[-1])
         except ValueError:
             return None, None
         # Equal up to float rounding: re-estimating BatchNorm statistics (generator_ema) sums in threads.
