@@ -46,37 +46,16 @@ class RunGenerator:
 class RunDir:
     def __init__(self, path):
         self.path = os.fspath(path)
+        self.config_path = self._join(CONFIG_FILE)
+        self.generator_path = self._join(GENERATOR_FILE)
+        self.checkpoints_dir = self._join(CHECKPOINTS_DIR)
+        self.samples_dir = self._join(SAMPLES_DIR)
+        self.progress_gif_path = self._join(SAMPLES_DIR, PROGRESS_GIF_FILE)
+        self.metrics_path = self._join(METRICS_FILE)
+        self.metrics_plot_path = self._join(METRICS_PLOT_FILE)
 
     def _join(self, *names):
         return os.path.join(self.path, *names)
-
-    @property
-    def config_path(self):
-        return self._join(CONFIG_FILE)
-
-    @property
-    def generator_path(self):
-        return self._join(GENERATOR_FILE)
-
-    @property
-    def checkpoints_dir(self):
-        return self._join(CHECKPOINTS_DIR)
-
-    @property
-    def samples_dir(self):
-        return self._join(SAMPLES_DIR)
-
-    @property
-    def metrics_path(self):
-        return self._join(METRICS_FILE)
-
-    @property
-    def metrics_plot_path(self):
-        return self._join(METRICS_PLOT_FILE)
-
-    @property
-    def progress_gif_path(self):
-        return self._join(SAMPLES_DIR, PROGRESS_GIF_FILE)
 
     def log_dir(self, name):
         """TensorBoard folder `logs/name` (train, samples, quality)."""

@@ -1,10 +1,13 @@
 """Helpers the tests share (fixtures stay in conftest.py): where MNIST is, small runs, the CLI in a process."""
 
+import contextlib
 import dataclasses
 import os
 import pathlib
 import subprocess
 import sys
+
+import pytest
 
 from keras_dcgan.config import RunOptions, TrainConfig
 
@@ -69,3 +72,17 @@ def run_cli(*args, env=None, timeout=600, check=False):
     if check and completed.returncode != 0:
         raise AssertionError(f"keras-dcgan {' '.join(map(str, args))} failed:\n{completed.stderr[-3000:]}")
     return completed
+
+
+@contextlib.contextmanager
+def read_only_folder(parent):
+    """A new empty folder under `parent` that this user cannot write to (skips the test as root, whom permissions do not stop)."""
+    if os.geteuid() == 0:
+        pytest.skip("running as root: file permissions do not stop root from writing")
+    folder = pathlib.Path(parent) / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        yield folder
+    finally:
+        folder.chmod(0o700)

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from helpers import SUBSET_DIR, run_cli
+from helpers import SUBSET_DIR, read_only_folder, run_cli
 from keras_dcgan.cli import build_parser, config_from_args, main
 from keras_dcgan.config import RunOptions, TrainConfig
 
@@ -58,19 +58,12 @@ def test_run_dir_that_cannot_be_a_folder_is_refused_before_any_work(where, tmp_p
 
 
 def test_read_only_run_dir_is_refused_before_any_work(tmp_path, capsys):
-    if os.geteuid() == 0:
-        pytest.skip("running as root: file permissions do not stop root from writing")
-    read_only = tmp_path / "read-only"
-    read_only.mkdir()
-    read_only.chmod(0o500)
-    try:
+    with read_only_folder(tmp_path) as read_only:
         assert main(["fit", "--run-dir", str(read_only / "run"), "--data-dir", str(SUBSET_DIR)]) == 2
         assert capsys.readouterr().err == (
             f"keras-dcgan fit: error: --run-dir {read_only / 'run'} cannot be written: {read_only} is read-only for this user\n"
         )
         assert os.listdir(read_only) == []
-    finally:
-        read_only.chmod(0o700)
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import onnxruntime
 import pytest
 from PIL import Image
 
-from helpers import run_cli, small_run
+from helpers import read_only_folder, run_cli, small_run
 from keras_dcgan import image_grid
 from keras_dcgan.cli import main as cli_main
 from keras_dcgan.export import ExportError, ParityError, export_generator
@@ -435,17 +435,10 @@ def test_unwritable_export_root_is_refused(trained_run_dir, tmp_path):
 
 @pytest.mark.slow
 def test_read_only_export_root_is_refused(trained_run_dir, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("running as root: file permissions do not stop root from writing")
-    root = tmp_path / "read-only"
-    root.mkdir()
-    root.chmod(0o500)
-    try:
+    with read_only_folder(tmp_path) as root:
         with pytest.raises(ExportError, match="cannot create the export folder"):
             export_generator(trained_run_dir, root)
         assert os.listdir(root) == []
-    finally:
-        root.chmod(0o700)
 
 
 @pytest.mark.slow
