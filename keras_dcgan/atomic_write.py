@@ -2,7 +2,8 @@
 
 The new content goes to a temporary file with a unique name in the same folder (so two
 writers never share it, and the rename stays on one file system), which then replaces the
-target with `os.replace`. A writer that fails or is killed leaves the target as it was.
+target with `os.replace`. A writer that fails or is killed leaves the target as it was (a killed
+one may leave its hidden temporary file behind).
 """
 
 import contextlib
