@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/code_categories.py RUN_DIR [--samples 10000] [--data-dir DIR]
 
-Samples the run's generator.keras on seeded latents, labels every image with the evaluation
+Samples the run's final generator on seeded latents, labels every image with the evaluation
 classifier (`keras-dcgan evaluate`'s), groups the images by the category their latent selects
 (argmax of its first `categorical_code` values) and prints, per category, its majority digit,
 that digit's share, the runner-up's share and the share the classifier names with less than
@@ -10,30 +10,28 @@ that digit's share, the runner-up's share and the share the classifier names wit
 """
 
 import argparse
-import os
 
 import numpy as np
 
 from keras_dcgan.categorical_code import code_indices
-from keras_dcgan.config import TrainConfig
 from keras_dcgan.evaluation.command import make_evaluator
 from keras_dcgan.evaluation.generators import open_generator
 from keras_dcgan.latents import latents_from_seeds
-from keras_dcgan.training import CONFIG_FILE
+from keras_dcgan.run_dir import RunDir
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir")
     parser.add_argument("--samples", type=int, default=10_000)
-    parser.add_argument("--data-dir", default=None, help="IDX folder (default: the run's)")
+    parser.add_argument("--data-dir", default=None, help="IDX folder of the run's dataset (default: TFDS)")
     args = parser.parse_args(argv)
 
-    config = TrainConfig.load(os.path.join(args.run_dir, CONFIG_FILE))
+    config = RunDir(args.run_dir).read_config()
     if not config.categorical_code:
         parser.error(f"{args.run_dir} was trained without a categorical code")
     generator = open_generator(args.run_dir)
-    evaluator = make_evaluator(config.dataset, args.data_dir or config.data_dir)
+    evaluator = make_evaluator(config.dataset, args.data_dir)
     latents = latents_from_seeds(range(args.samples), config.latent_dim)
     _, probabilities = evaluator.classifier.features_and_probabilities(generator.generate(latents))
     digits, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)

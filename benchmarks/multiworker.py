@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from keras_dcgan.config import TrainConfig
+from keras_dcgan.config import RunOptions, TrainConfig
 from keras_dcgan.launcher import fit_flags
 
 DEFAULT_DATA_DIR = os.environ.get("KERAS_DCGAN_MNIST_DIR", "/work/shared/data/mnist")
@@ -29,9 +29,9 @@ EPOCH_LINE = re.compile(r"^(?:\[worker 0\] )?(\d+)/\d+ - \S+ - ([\d.]+)(s|ms|us)
 UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 
 
-def run_job(config, workers):
+def run_job(config, options, workers):
     """(seconds per epoch of the last epoch, wall seconds) of one `keras-dcgan fit` job."""
-    command = [sys.executable, "-m", "keras_dcgan.cli", "fit", *fit_flags(config)]
+    command = [sys.executable, "-m", "keras_dcgan.cli", "fit", *fit_flags(config, options)]
     if workers:
         command += ["--workers", str(workers)]
     started = time.perf_counter()
@@ -59,11 +59,11 @@ def main():
     with tempfile.TemporaryDirectory(prefix="multiworker-benchmark-") as folder:
         for round_index in range(args.rounds):
             for name, workers in jobs.items():
-                config = TrainConfig(
-                    data_dir=args.data_dir, max_examples=args.examples, epochs=args.epochs,
-                    batch_size=args.batch_size, run_dir=os.path.join(folder, f"{name}-{round_index}"),
+                config = TrainConfig(max_examples=args.examples, batch_size=args.batch_size)
+                options = RunOptions(
+                    data_dir=args.data_dir, epochs=args.epochs, run_dir=os.path.join(folder, f"{name}-{round_index}")
                 )
-                epoch_seconds, wall = run_job(config, workers)
+                epoch_seconds, wall = run_job(config, options, workers)
                 results[name].append((epoch_seconds, wall))
                 print(f"round {round_index + 1}: {name}: {epoch_seconds:.1f} s per epoch, {wall:.1f} s wall", flush=True)
 

@@ -17,17 +17,15 @@ import collections
 import glob
 import os
 import re
-import sys
 import tempfile
 import time
 
 import tensorflow as tf
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from throughput import DEFAULT_DATA_DIR, parse_variant  # noqa: E402
+from throughput import DEFAULT_DATA_DIR, parse_variant  # a sibling script, importable as a script's own folder is on sys.path
 
-from keras_dcgan.data import load_idx_folder  # noqa: E402
+from keras_dcgan.data import load_idx_folder
 
 # Op types that run the network's multiply-adds, under any oneDNN name (_MklNativeConv2D,
 # _MklNativeFusedConv2D, _MklNativeConv2DBackpropFilterWithBias, _MklMatMul...).

@@ -26,19 +26,17 @@ fields (booleans as true/false), e.g. the paper's networks and batch:
 import argparse
 import os
 import statistics
-import sys
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tutorial_dcgan  # noqa: E402
+import tutorial_dcgan  # a sibling script: Python puts a script's own folder first on sys.path
 
-from keras_dcgan.config import TrainConfig  # noqa: E402
-from keras_dcgan.data import load_idx_folder, training_dataset  # noqa: E402
-from keras_dcgan.training import build_model  # noqa: E402
+from keras_dcgan.config import TrainConfig
+from keras_dcgan.data import load_idx_folder, training_dataset
+from keras_dcgan.training import build_model
 
 DEFAULT_DATA_DIR = os.environ.get("KERAS_DCGAN_MNIST_DIR", "/work/shared/data/mnist")
 

@@ -19,21 +19,20 @@ training seconds each model needed to first reach T and T/4 (and T/10).
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import throughput  # noqa: E402
-import tutorial_dcgan  # noqa: E402
+# Sibling scripts: Python puts a script's own folder first on sys.path.
+import throughput
+import tutorial_dcgan
 
-from keras_dcgan import image_grid  # noqa: E402
-from keras_dcgan.config import TrainConfig  # noqa: E402
-from keras_dcgan.data import steps_per_epoch  # noqa: E402
-from keras_dcgan.evaluation.command import make_evaluator  # noqa: E402
-from keras_dcgan.inference_generator import inference_generator  # noqa: E402
-from keras_dcgan.latents import latents_from_seeds  # noqa: E402
+from keras_dcgan import image_grid
+from keras_dcgan.data import steps_per_epoch
+from keras_dcgan.evaluation.command import make_evaluator
+from keras_dcgan.image_range import to_unit_range
+from keras_dcgan.inference_generator import inference_generator
+from keras_dcgan.latents import latents_from_seeds
 
 
 class Tutorial:
@@ -67,7 +66,7 @@ class Project:
         averaged = inference_generator(config, model.generator, model.generator_optimizer)
 
         def sample(generator):
-            return lambda latents: (np.asarray(generator(latents, training=False)) + 1.0) / 2.0
+            return lambda latents: to_unit_range(np.asarray(generator(latents, training=False)))
 
         if not config.generator_ema:
             return {"": sample(averaged)}

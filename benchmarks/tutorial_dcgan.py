@@ -21,6 +21,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from keras_dcgan.image_range import to_unit_range
+
 BATCH_SIZE = 256
 NOISE_DIM = 100
 LEARNING_RATE = 1e-4
@@ -114,4 +116,4 @@ class TutorialDCGAN:
 
     def generate(self, latents):
         """float32 images in [0, 1], inference mode."""
-        return (self.generator(latents, training=False).numpy() + 1.0) / 2.0
+        return to_unit_range(self.generator(latents, training=False).numpy())

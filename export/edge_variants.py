@@ -20,10 +20,10 @@ import warnings
 
 import numpy as np
 import onnx
-import onnxruntime
 
 from keras_dcgan.export.onnx_export import INPUT_NAME, OUTPUT_NAME
 from keras_dcgan.latents import latents_from_seeds
+from keras_dcgan.serving.onnx_session import open_session
 
 CODE_LAYER_NAME = "categorical_code"  # the layer's name in keras_dcgan.networks, kept in ONNX node names
 FLOAT16_FILE = "generator.float16.onnx"
@@ -86,8 +86,7 @@ def write_edge_variants(folder, float32_file, latent_dim, sample_count=64):
 
 
 def _run(path, latents):
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    return session.run([OUTPUT_NAME], {INPUT_NAME: latents})[0]
+    return open_session(path).run([OUTPUT_NAME], {INPUT_NAME: latents})[0]
 
 
 @contextlib.contextmanager

@@ -9,6 +9,8 @@ import onnx
 import tensorflow as tf
 import tf2onnx
 
+from keras_dcgan.image_range import to_unit_range
+
 ONNX_FILE = "generator.onnx"
 INPUT_NAME = "latent"
 OUTPUT_NAME = "images"
@@ -27,7 +29,7 @@ def export_onnx(generator, latent_dim, path):
 
     @tf.function(input_signature=signature)
     def images(latent):
-        return (generator(latent, training=False) + 1.0) / 2.0
+        return to_unit_range(generator(latent, training=False))
 
     model, _ = tf2onnx.convert.from_function(images, input_signature=signature, opset=opset)
     _name_interface(model)

@@ -6,20 +6,21 @@ the tolerance raises ParityError, and the export leaves nothing behind.
 """
 
 import numpy as np
-import onnxruntime
 import tensorflow as tf
 
 from keras_dcgan.export.errors import ParityError
 from keras_dcgan.export.onnx_export import INPUT_NAME, OUTPUT_NAME
 from keras_dcgan.export.saved_model import DEFAULT_SIGNATURE, SEEDS_SIGNATURE
+from keras_dcgan.image_range import to_unit_range
 from keras_dcgan.latents import latents_from_seeds
+from keras_dcgan.serving.onnx_session import open_session
 
 TOLERANCE = 1e-4
 BATCH_SIZES = (1, 64)
 
 
 def keras_images(generator, latents):
-    return (generator(latents, training=False).numpy() + 1.0) / 2.0
+    return to_unit_range(generator(latents, training=False).numpy())
 
 
 def measure_parity(generator, latent_dim, saved_model, onnx_path, tolerance=TOLERANCE):
@@ -30,7 +31,7 @@ def measure_parity(generator, latent_dim, saved_model, onnx_path, tolerance=TOLE
     seeds = np.arange(max(BATCH_SIZES), dtype=np.int64)
     latents = latents_from_seeds(seeds, latent_dim)
     reference = keras_images(generator, latents)
-    session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    session = open_session(onnx_path)
 
     differences = {}
     for batch in BATCH_SIZES:

@@ -11,6 +11,7 @@ TensorFlow ops and variables: it loads without Keras (plain TensorFlow, as TF Se
 
 import tensorflow as tf
 
+from keras_dcgan import image_range
 from keras_dcgan.export import seed_latents
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -36,7 +37,7 @@ class GeneratorModule(tf.Module):
 
     def to_unit_range(self, latent):
         # training=False: BatchNorm uses its moving statistics, so no image depends on the rest of its batch.
-        return (self.generator(latent, training=False) + 1.0) / 2.0
+        return image_range.to_unit_range(self.generator(latent, training=False))
 
     def _images(self, latent):
         return {"images": self.to_unit_range(latent)}

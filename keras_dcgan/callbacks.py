@@ -1,7 +1,6 @@
 """The callbacks `fit` runs with: divergence guard, checkpoints, sample grids."""
 
 import math
-import os
 
 import keras
 import numpy as np
@@ -21,9 +20,9 @@ class DivergenceGuard(keras.callbacks.Callback):
     loss diverged is never written to disk.
     """
 
-    def __init__(self, run_dir):
+    def __init__(self, checkpoints_dir):
         super().__init__()
-        self.run_dir = run_dir
+        self.checkpoints_dir = checkpoints_dir
 
     def on_train_batch_end(self, batch, logs=None):
         bad = {
@@ -36,7 +35,7 @@ class DivergenceGuard(keras.callbacks.Callback):
             values = ", ".join(f"{name}={np.asarray(value).ravel()[0]}" for name, value in bad.items())
             raise TrainingDiverged(
                 f"training diverged at step {step}: {values}. Nothing was saved after the last good "
-                f"checkpoint in {os.path.join(self.run_dir, 'checkpoints')}. Rerunning the same command "
+                f"checkpoint in {self.checkpoints_dir}. Rerunning the same command "
                 "resumes from it; lower the learning rates (--generator-lr, --discriminator-lr) if it "
                 "diverges again."
             )
@@ -64,14 +63,14 @@ class CheckpointSaver(keras.callbacks.Callback):
 
 
 class SampleGrids(keras.callbacks.Callback):
-    """After every epoch: an 8x8 grid from a fixed latent as PNG and as a TensorBoard image."""
+    """After every epoch: an 8x8 grid from a fixed latent as PNG and as a TensorBoard image, into `run` (a RunDir)."""
 
-    def __init__(self, samples_dir, log_dir, latent_dim, seed, count=64, write=True):
+    def __init__(self, run, latent_dim, seed, count=64, write=True):
         super().__init__()
-        self.samples_dir = samples_dir
+        self.run = run
         self.latent = np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
         self.write = write
-        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "samples")) if write else None
+        self.writer = tf.summary.create_file_writer(run.log_dir("samples")) if write else None
 
     def on_epoch_end(self, epoch, logs=None):
         # Called on every worker: the generator may hold distributed variables.
@@ -79,7 +78,7 @@ class SampleGrids(keras.callbacks.Callback):
         if not self.write:
             return
         grid = image_grid.tile(images, columns=int(math.sqrt(len(images))))
-        image_grid.write_png(sample_path(self.samples_dir, epoch + 1), grid)
+        image_grid.write_png(self.run.sample_path(epoch + 1), grid)
         with self.writer.as_default():
             tf.summary.image("samples", grid[np.newaxis, ..., np.newaxis], step=epoch + 1)
         self.writer.flush()
@@ -93,14 +92,10 @@ class ScalarSummaries(keras.callbacks.Callback):
 
     def __init__(self, log_dir):
         super().__init__()
-        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
+        self.writer = tf.summary.create_file_writer(log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
         with self.writer.as_default():
             for name, value in (logs or {}).items():
                 tf.summary.scalar(name, float(np.asarray(value).ravel()[0]), step=epoch + 1)
         self.writer.flush()
-
-
-def sample_path(samples_dir, epoch):
-    return os.path.join(samples_dir, f"epoch_{epoch:04d}.png")

@@ -1,4 +1,4 @@
-"""The `keras-dcgan` command. A thin layer: flags map onto TrainConfig, work is done by the library.
+"""The `keras-dcgan` command. A thin layer: flags map onto TrainConfig and RunOptions, work is done by the library.
 
 Heavy imports (TensorFlow) happen inside the subcommands, so `--help` and flag errors are instant.
 """
@@ -12,9 +12,10 @@ import sys
 import threading
 
 from keras_dcgan import __version__
-from keras_dcgan.config import TrainConfig
+from keras_dcgan.config import RunOptions, TrainConfig
 from keras_dcgan.evaluation.command import add_evaluate_command
 from keras_dcgan.latent_walk import add_latent_walk_command
+from keras_dcgan.run_dir import RunDir
 from keras_dcgan.export.command import add_export_command
 from keras_dcgan.serving.command import add_generate_command, add_serve_command
 
@@ -23,9 +24,13 @@ def _flag(name):
     return "--" + name.replace("_", "-")
 
 
+# The experiment's flags first, then where and how to run it.
+FIT_DATACLASSES = (TrainConfig, RunOptions)
+
+
 def add_config_flags(parser):
-    """One flag per TrainConfig field, with its default, help text and choices."""
-    for config_field in dataclasses.fields(TrainConfig):
+    """One flag per field of TrainConfig and RunOptions, with its default, help text and choices."""
+    for config_field in (field for kind in FIT_DATACLASSES for field in dataclasses.fields(kind)):
         metadata = config_field.metadata
         kwargs = {"default": config_field.default, "help": f"{metadata['help']} (default: %(default)s)"}
         value_type = metadata.get("type", type(config_field.default))
@@ -39,23 +44,24 @@ def add_config_flags(parser):
 
 
 def config_from_args(args):
-    values = {config_field.name: getattr(args, config_field.name) for config_field in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**values)
+    """(TrainConfig, RunOptions) of the parsed `fit` flags, each validated."""
+    return tuple(kind(**{field.name: getattr(args, field.name) for field in dataclasses.fields(kind)}) for kind in FIT_DATACLASSES)
 
 
 def run_fit(args):
-    config = config_from_args(args)  # validate flags before the slow TensorFlow import
+    config, options = config_from_args(args)  # validate flags before the slow TensorFlow import
+    RunDir(options.run_dir).check_writable()
     if args.workers is not None:
         from keras_dcgan.launcher import launch_fit
 
-        return launch_fit(config, args.workers)  # each worker is a `keras-dcgan fit` of its own
+        return launch_fit(config, options, args.workers)  # each worker is a `keras-dcgan fit` of its own
     start_tensorflow_quietly()
     from keras_dcgan.callbacks import TrainingDiverged
     from keras_dcgan.training import train
 
     try:
         # One line per epoch when the output goes to a pipe or log, not a progress bar redrawn with \r.
-        train(config, verbose="auto" if sys.stdout.isatty() else 2)
+        train(config, options, verbose="auto" if sys.stdout.isatty() else 2)
     except TrainingDiverged as error:
         print(f"keras-dcgan fit: {error}", file=sys.stderr)
         return 3

@@ -125,10 +125,10 @@ def load_tfds(name, split="train", data_dir=None):
     return LabeledImages(images, labels.astype(np.int64))
 
 
-def load_images(config, split="train"):
-    """The images of `split` described by a TrainConfig: IDX folder if given, else TFDS."""
-    if config.data_dir:
-        examples = load_idx_folder(config.data_dir, split)
+def load_images(config, split="train", data_dir=None):
+    """The images of `split` of a TrainConfig's dataset: from the IDX folder `data_dir` if given, else TFDS."""
+    if data_dir:
+        examples = load_idx_folder(data_dir, split)
     else:
         examples = load_tfds(config.dataset, split)
     if split == "train":

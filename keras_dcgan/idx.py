@@ -13,6 +13,8 @@ import zlib
 
 import numpy as np
 
+from keras_dcgan import atomic_write
+
 UNSIGNED_BYTE = 0x08
 
 
@@ -65,9 +67,6 @@ def write_idx(path, array):
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = struct.pack(">HBB", 0, UNSIGNED_BYTE, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     content = header + array.tobytes()
-    path = os.fspath(path)
-    temporary = f"{path}.tmp"
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(temporary, "wb") as file:
-        file.write(content)
-    os.replace(temporary, path)
+    if os.fspath(path).endswith(".gz"):
+        content = gzip.compress(content)
+    atomic_write.write_bytes(path, content)

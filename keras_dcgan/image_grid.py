@@ -6,10 +6,11 @@ TF Serving), which must run without TensorFlow.
 
 import io
 import math
-import os
 
 import numpy as np
 from PIL import Image
+
+from keras_dcgan import atomic_write
 
 
 def to_uint8(images, value_range=(-1.0, 1.0)):
@@ -42,16 +43,8 @@ def png_bytes(image):
     return buffer.getvalue()
 
 
-def write_atomically(path, content):
-    """Write bytes so that a reader sees either the old file or the whole new one."""
-    temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "wb") as file:
-        file.write(content)
-    os.replace(temporary, path)
-
-
 def write_png(path, image):
-    write_atomically(path, png_bytes(image))
+    atomic_write.write_bytes(path, png_bytes(image))
 
 
 def write_gif(path, png_paths, frame_milliseconds=300):
@@ -62,4 +55,4 @@ def write_gif(path, png_paths, frame_milliseconds=300):
     durations = [frame_milliseconds] * (len(frames) - 1) + [frame_milliseconds * 5]
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
-    write_atomically(path, buffer.getvalue())
+    atomic_write.write_bytes(path, buffer.getvalue())

@@ -40,14 +40,21 @@ def inference_generator(config, generator, generator_optimizer=None):
     copy = float32_generator(config)
     copy.set_weights([np.asarray(weights, dtype=np.float32) for weights in generator.get_weights()])
     if generator_optimizer is not None and generator_optimizer.use_ema:
-        # Keras keeps the averages in this (private) list, in the order of the trainable
-        # variables it was built on; finalize_variable_values would assign them through the
-        # strategy, which a plain copy cannot take.
-        averages = generator_optimizer._model_variables_moving_average
-        for variable, average in zip(copy.trainable_variables, averages, strict=True):
+        # Read out, not finalize_variable_values: that would assign through the strategy, which a plain copy cannot take.
+        for variable, average in zip(copy.trainable_variables, weight_averages(generator_optimizer), strict=True):
             variable.assign(np.asarray(average, dtype=np.float32))
         recalibrate_batch_norm(copy, config.latent_dim)
     return copy
+
+
+def weight_averages(optimizer):
+    """The moving averages an optimiser built with `use_ema=True` keeps, in the order of the variables it was built on.
+
+    Keras has no public accessor for them (only `finalize_variable_values`, which overwrites the
+    variables), so this is the one place that reads its private list; tests/test_inference_generator.py
+    fails when a Keras release renames or reorders it, and pyproject.toml pins the Keras versions it checked.
+    """
+    return list(optimizer._model_variables_moving_average)
 
 
 def recalibrate_batch_norm(generator, latent_dim, batches=50, batch_size=256, seed=0):
@@ -63,22 +70,23 @@ def recalibrate_batch_norm(generator, latent_dim, batches=50, batch_size=256, se
 
 
 def read_epoch_checkpoint(generator, config, path):
-    """Load the generator of an epoch checkpoint into `generator`, with its moving average if the run keeps one.
+    """Load the generator of an epoch checkpoint into `generator`; returns the step it was saved at.
 
-    Every variable of the generator must be found in the checkpoint (the discriminator and
-    the rest of the file are not wanted); otherwise a ValueError says the file does not fit.
+    With `generator_ema` the generator gets the weight average kept by its optimiser, with
+    BatchNorm statistics re-estimated for it. Every variable of the generator and its optimiser
+    must be found in the checkpoint (the discriminator and the rest of the file are not wanted);
+    otherwise a ValueError says the file does not fit.
     """
     import keras
     import tensorflow as tf
 
-    objects = {"generator": generator}
-    optimizer = None
-    if config.generator_ema:  # the average lives in the generator's optimiser
-        optimizer = keras.optimizers.Adam(use_ema=True, ema_momentum=config.generator_ema)
-        optimizer.build(generator.trainable_variables)
-        objects["generator_optimizer"] = optimizer
+    # The generator's optimiser as training built it: it holds the step counter and, with
+    # generator_ema, the weight average (checkpoints.py names both objects the same way).
+    averaging = {"use_ema": True, "ema_momentum": config.generator_ema} if config.generator_ema else {}
+    optimizer = keras.optimizers.Adam(**averaging)
+    optimizer.build(generator.trainable_variables)
     try:
-        status = tf.train.Checkpoint(**objects).read(path)
+        status = tf.train.Checkpoint(generator=generator, generator_optimizer=optimizer).read(path)
         status.assert_existing_objects_matched()
         status.expect_partial()
     except Exception as error:  # a damaged file surfaces as OpError, IndexError, AssertionError, ValueError...
@@ -86,6 +94,7 @@ def read_epoch_checkpoint(generator, config, path):
             f"checkpoint {path} cannot be restored into the generator of this run's config "
             f"({type(error).__name__}: {str(error).strip()[:500]}); is it corrupt?"
         ) from error
-    if optimizer is not None:
+    if config.generator_ema:
         optimizer.finalize_variable_values(generator.trainable_variables)
         recalibrate_batch_norm(generator, config.latent_dim)
+    return int(optimizer.iterations.numpy())

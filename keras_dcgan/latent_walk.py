@@ -17,6 +17,10 @@ import numpy as np
 from keras_dcgan import image_grid
 from keras_dcgan.latents import latents_from_seeds
 
+# Every frame is held in memory and encoded into one GIF: 1,000 frames (40 s at 25 frames/s) is
+# about 12 MB of pixels at the GIF's 4x scale, and more than a walk worth watching.
+MAX_FRAMES = 1000
+
 
 def interpolate(start, end, fractions, spherical=True):
     """Latents from `start` to `end` (excluded) at `fractions` in [0, 1)."""
@@ -29,12 +33,22 @@ def interpolate(start, end, fractions, spherical=True):
     return ((np.sin((1 - fractions) * angle) * start + np.sin(fractions * angle) * end) / np.sin(angle)).astype(np.float32)
 
 
-def walk_latents(seeds, latent_dim, steps_per_segment, spherical=True):
-    """[len(seeds) * steps_per_segment, latent_dim]: every seed's latent, then the way to the next one."""
+def check_walk(seeds, steps_per_segment):
+    """ValueError unless the walk has at least 2 seeds, 2 steps each, and at most MAX_FRAMES frames."""
     if len(seeds) < 2:
         raise ValueError(f"a walk needs at least 2 seeds, got {len(seeds)}")
     if steps_per_segment < 2:
         raise ValueError(f"--steps must be at least 2, got {steps_per_segment}")
+    if len(seeds) * steps_per_segment > MAX_FRAMES:
+        raise ValueError(
+            f"{len(seeds)} seeds x --steps {steps_per_segment} = {len(seeds) * steps_per_segment} frames; "
+            f"a walk has at most {MAX_FRAMES}: lower --steps or pass fewer --seeds"
+        )
+
+
+def walk_latents(seeds, latent_dim, steps_per_segment, spherical=True):
+    """[len(seeds) * steps_per_segment, latent_dim]: every seed's latent, then the way to the next one."""
+    check_walk(seeds, steps_per_segment)
     anchors = latents_from_seeds(seeds, latent_dim)
     fractions = np.arange(steps_per_segment) / steps_per_segment
     segments = [interpolate(anchors[i], anchors[(i + 1) % len(anchors)], fractions, spherical) for i in range(len(anchors))]
@@ -54,7 +68,11 @@ def write_walk(images, steps_per_segment, gif_path, strip_path=None, scale=4, fr
 def run_latent_walk(args):
     from keras_dcgan.evaluation.generators import open_generator
 
-    seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    try:
+        seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be integers separated by commas, got {args.seeds!r}") from None
+    check_walk(seeds, args.steps)  # before the generator is loaded
     generator = open_generator(args.source, args.epoch)
     latents = walk_latents(seeds, generator.latent_dim, args.steps, spherical=not args.linear)
     images = generator.generate(latents)
@@ -73,7 +91,7 @@ def add_latent_walk_command(commands):
     )
     walk.add_argument("source", help="run dir, .onnx file, or SavedModel folder")
     walk.add_argument("--seeds", default="0,1,2,3", help="comma-separated latent seeds to visit in order (default: %(default)s)")
-    walk.add_argument("--steps", type=int, default=16, help="frames from one seed to the next (default: %(default)s)")
+    walk.add_argument("--steps", type=int, default=16, help=f"frames from one seed to the next; seeds x steps at most {MAX_FRAMES} (default: %(default)s)")
     walk.add_argument("--epoch", type=int, default=None, help="use checkpoints/epoch-N of a run dir")
     walk.add_argument("--linear", action="store_true", help="straight lines between latents instead of great circles")
     walk.add_argument("--output", default="latent_walk.gif", help="GIF to write (default: %(default)s)")

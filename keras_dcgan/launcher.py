@@ -10,6 +10,7 @@ without all of its workers, and they would otherwise wait for it forever.
 TensorFlow is not imported here: the launcher stays a light parent process.
 """
 
+import dataclasses
 import json
 import os
 import queue
@@ -163,10 +164,10 @@ def _stop(running, grace_seconds):
         worker.reader.join(timeout=5)
 
 
-def fit_flags(config):
-    """`keras-dcgan fit` flags that reproduce `config` exactly."""
+def fit_flags(config, options):
+    """`keras-dcgan fit` flags that reproduce `config` and `options` exactly."""
     flags = []
-    for name, value in config.to_dict().items():
+    for name, value in {**dataclasses.asdict(config), **dataclasses.asdict(options)}.items():
         flag = name.replace("_", "-")
         if isinstance(value, bool):
             flags.append(f"--{flag}" if value else f"--no-{flag}")
@@ -175,19 +176,19 @@ def fit_flags(config):
     return flags
 
 
-def fit_command(config):
-    """The argv of a `keras-dcgan fit` worker process that trains `config`."""
-    return [sys.executable, "-m", "keras_dcgan.cli", "fit", *fit_flags(config)]
+def fit_command(config, options):
+    """The argv of a `keras-dcgan fit` worker process that trains `config` as `options` say."""
+    return [sys.executable, "-m", "keras_dcgan.cli", "fit", *fit_flags(config, options)]
 
 
-def launch_fit(config, workers):
+def launch_fit(config, options, workers):
     """`keras-dcgan fit --workers N`: train `config` with N local workers; returns the exit code."""
-    if config.strategy not in ("auto", "multi-worker"):
-        raise ValueError(f"--workers runs a multi-worker job: use --strategy auto or multi-worker, not {config.strategy}")
+    if options.strategy not in ("auto", "multi-worker"):
+        raise ValueError(f"--workers runs a multi-worker job: use --strategy auto or multi-worker, not {options.strategy}")
     # Stopped by SIGTERM (a job scheduler, `kill`): stop the workers too, through launch()'s cleanup.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        launch(fit_command(config), workers)
+        launch(fit_command(config, options), workers)
     except WorkerFailed as failure:
         print(f"keras-dcgan fit: error: {failure}", file=sys.stderr)
         return failure.exit_code

@@ -106,9 +106,15 @@ def describe(strategy):
     ]
     name = next((name for kind, name in kinds if isinstance(strategy, kind)), "default strategy")
     replicas = strategy.num_replicas_in_sync
-    workers = getattr(getattr(strategy, "extended", None), "_num_workers", 1)
+    workers = worker_count() if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else 1
     where = f" ({workers} workers)" if workers > 1 else ""
     return f"{name}: {replicas} replica{'s' if replicas > 1 else ''}{where}"
+
+
+def worker_count():
+    """The processes of the cluster TF_CONFIG describes that train: its chief and workers (1 without TF_CONFIG)."""
+    cluster = read_tf_config().get("cluster", {})
+    return max(1, sum(len(cluster.get(task_type, [])) for task_type in ("chief", "worker")))
 
 
 def worker_task():

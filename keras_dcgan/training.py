@@ -1,18 +1,11 @@
-"""`train(config)`: the whole `keras-dcgan fit` job, resumable.
+"""`train(config, options)`: the whole `keras-dcgan fit` job, resumable.
 
-run_dir/
-    config.json            what was asked; a resumption with conflicting values is refused
-    checkpoints/           epoch-N (kept) and backup/step-S (newest only): see checkpoints.py
-    samples/epoch_NNNN.png grids from a fixed latent; samples/progress.gif at the end
-    logs/                  TensorBoard: losses per epoch, sample grids
-    generator.keras        the final generator
-
-Rerunning the same command on the same run_dir continues from the furthest saved state,
-in the middle of an epoch if that is where it stopped.
+Writes the run directory described in run_dir.py. Rerunning the same command on the same
+run dir continues from the furthest saved state, in the middle of an epoch if that is where
+it stopped; a different experiment (`TrainConfig`) is refused, different `RunOptions` are not.
 """
 
 import hashlib
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,16 +14,13 @@ import keras
 import numpy as np
 
 from keras_dcgan import image_grid
-from keras_dcgan.callbacks import CheckpointSaver, DivergenceGuard, SampleGrids, ScalarSummaries, sample_path
+from keras_dcgan.callbacks import CheckpointSaver, DivergenceGuard, SampleGrids, ScalarSummaries
 from keras_dcgan.checkpoints import TrainingCheckpoints
-from keras_dcgan.config import TrainConfig
 from keras_dcgan.data import load_images, steps_per_epoch, training_dataset
 from keras_dcgan.gan import DCGAN
 from keras_dcgan.networks import build_discriminator, build_generator
+from keras_dcgan.run_dir import RunDir
 from keras_dcgan.strategy import check_workers_agree, describe, finish_together, is_chief, make_strategy, scratch_dir
-
-CONFIG_FILE = "config.json"
-GENERATOR_FILE = "generator.keras"
 
 
 @dataclass(frozen=True)
@@ -61,83 +51,114 @@ def build_model(config, fused_batch_norm=True):
     return model
 
 
-def check_run_dir(config):
-    """Save config.json in a new run dir, or check it against the one already there."""
-    path = os.path.join(config.run_dir, CONFIG_FILE)
-    if not os.path.exists(path):
+def check_run_dir(config, run):
+    """True if `run` (a RunDir) holds this experiment already; ValueError if it holds another one."""
+    run.check_writable()
+    if not run.is_run():
         return False
-    saved = TrainConfig.load(path)
-    conflicts = config.conflicts_with(saved)
+    conflicts = config.conflicts_with(run.read_config())
     if conflicts:
         described = "; ".join(f"{name}: run dir has {old!r}, asked for {new!r}" for name, (old, new) in conflicts.items())
         raise ValueError(
-            f"{config.run_dir} holds a run with a different configuration ({described}). "
+            f"{run.path} holds a run with a different configuration ({described}). "
             "Use the same flags to resume it, or a new --run-dir to start another run."
         )
     return True
 
 
-def train(config, verbose="auto"):
-    resuming = check_run_dir(config)
+def train(config, options, verbose="auto"):
+    """Train the experiment `config` where and as `options` say; returns a TrainingResult."""
+    run = RunDir(options.run_dir)
+    resuming = check_run_dir(config, run)
     chief = is_chief()
     # Other workers take part in every save (they hold distributed variables) but write to scratch.
-    write_dir = config.run_dir if chief else scratch_dir(config.run_dir)
+    output = run if chief else RunDir(scratch_dir(run.path))
     if not chief:
-        shutil.rmtree(write_dir, ignore_errors=True)  # left by this worker if it was killed
+        shutil.rmtree(output.path, ignore_errors=True)  # left by this worker if it was killed
     try:
-        return _train(config, write_dir, chief, resuming, verbose)
+        return _train(config, options, run, output, resuming, verbose)
     finally:
         if not chief:
-            shutil.rmtree(write_dir, ignore_errors=True)
+            shutil.rmtree(output.path, ignore_errors=True)
 
 
-def _train(config, write_dir, chief, resuming, verbose):
-    examples = load_images(config, "train")
-    os.makedirs(write_dir, exist_ok=True)
+def _train(config, options, run, output, resuming, verbose):
+    """`run` is the run dir read from; `output` is where this worker writes (the run dir on the chief)."""
+    examples = load_images(config, "train", data_dir=options.data_dir)
+    strategy = _start_strategy(config, options.strategy)
+    output.create()
+    if output is run and not resuming:  # only once the run can start: a refused run leaves no config.json
+        run.write_config(config)
+    steps = steps_per_epoch(len(examples), config.batch_size)
+    model, checkpoints, start_step = _build_or_resume(config, strategy, run, output, steps, options.epochs)
+    callbacks = _callbacks(config, options, checkpoints, output, chief=output is run)
+    dataset = training_dataset(examples.images, config.batch_size, config.seed)
 
+    started = time.perf_counter()
+    history = _fit(model, dataset, callbacks, start_step, steps, options.epochs, verbose)
+    seconds = time.perf_counter() - started
+
+    final_step = int(model.global_step.numpy())
+    generator = _save_final_artefacts(config, model, output, write_gif=output is run, epochs=options.epochs)
+    trained_images = (final_step - start_step) * config.batch_size
+    images_per_second = trained_images / seconds if trained_images else None
+    if images_per_second:
+        print(f"Trained {final_step - start_step} steps ({trained_images} images) in {seconds:.1f} s: "
+              f"{images_per_second:.0f} images/s. Generator: {run.generator_path}")
+    finish_together(strategy, final_step)
+    # Every worker prints it (the generator as saved): equal digests show the workers ended identical.
+    print(f"Weights sha256: generator {weights_digest(generator)}, "
+          f"discriminator {weights_digest(model.discriminator)} (step {final_step})")
+    return TrainingResult(run.path, start_step, final_step, images_per_second, history)
+
+
+def _start_strategy(config, strategy_name):
+    """Set the precision policy and make the tf.distribute strategy, checked to split the batch evenly."""
     keras.mixed_precision.set_dtype_policy(config.precision)
-    strategy = make_strategy(config.strategy)
+    strategy = make_strategy(strategy_name)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ValueError(
             f"batch_size {config.batch_size} is the global batch and must split evenly over the {replicas} replicas"
         )
-    if chief and not resuming:  # only once the run can start: a refused run leaves no config.json
-        config.save(os.path.join(write_dir, CONFIG_FILE))
     print(f"Training with {describe(strategy)}; global batch {config.batch_size}, "
           f"{config.batch_size // replicas} per replica.")
-    steps = steps_per_epoch(len(examples), config.batch_size)
-    total_steps = steps * config.epochs
+    return strategy
+
+
+def _build_or_resume(config, strategy, run, output, steps, epochs):
+    """(model, checkpoints to save to, start step): the model restored from the run's furthest saved state, if any."""
     with strategy.scope():
         model = build_model(config)
-
-    checkpoints = TrainingCheckpoints(os.path.join(config.run_dir, "checkpoints"), model, steps)
+    checkpoints = TrainingCheckpoints(run.checkpoints_dir, model, steps)
     saved = checkpoints.latest()
     start_step = checkpoints.restore(saved.path) if saved else 0
-    check_workers_agree(strategy, start_step, config.run_dir)
+    check_workers_agree(strategy, start_step, run.path)
     if saved:
-        print(f"Resuming {config.run_dir} from {saved.path} (step {start_step} of {total_steps}).")
-    if write_dir != config.run_dir:
-        checkpoints = TrainingCheckpoints(os.path.join(write_dir, "checkpoints"), model, steps)
+        print(f"Resuming {run.path} from {saved.path} (step {start_step} of {steps * epochs}).")
+    if output is not run:
+        checkpoints = TrainingCheckpoints(output.checkpoints_dir, model, steps)
+    return model, checkpoints, start_step
 
-    samples_dir = os.path.join(write_dir, "samples")
-    log_dir = os.path.join(write_dir, "logs")
-    os.makedirs(samples_dir, exist_ok=True)
+
+def _callbacks(config, options, checkpoints, output, chief):
     callbacks = [
-        DivergenceGuard(config.run_dir),  # first: nothing may be saved after a diverged step
-        CheckpointSaver(checkpoints, config.backup_every_steps),
-        SampleGrids(samples_dir, log_dir, config.latent_dim, config.seed, write=chief),
+        DivergenceGuard(checkpoints.directory),  # first: nothing may be saved after a diverged step
+        CheckpointSaver(checkpoints, options.backup_every_steps),
+        SampleGrids(output, config.latent_dim, config.seed, write=chief),
     ]
     if chief:
-        callbacks.append(ScalarSummaries(log_dir))
-        if config.eval_every:
+        callbacks.append(ScalarSummaries(output.log_dir("train")))
+        if options.eval_every:
             from keras_dcgan.evaluation.during_training import QualityEvaluation  # the classifier only when asked
 
-            callbacks.append(QualityEvaluation(config, write_dir, log_dir))
-    dataset = training_dataset(examples.images, config.batch_size, config.seed)
+            callbacks.append(QualityEvaluation(config, options, output))
+    return callbacks
 
+
+def _fit(model, dataset, callbacks, start_step, steps, epochs, verbose):
+    """Train from `start_step` to the end of epoch `epochs`; returns the history of every logged value."""
     history = {}
-    started = time.perf_counter()
     epoch, done_in_epoch = divmod(start_step, steps)
     if done_in_epoch:  # killed mid-epoch: finish that epoch's remaining steps first
         print(f"Finishing epoch {epoch + 1}: {steps - done_in_epoch} of its {steps} steps are left.")
@@ -147,34 +168,28 @@ def _train(config, write_dir, chief, resuming, verbose):
         )
         _extend(history, fitted.history)
         epoch += 1
-    if epoch < config.epochs:
+    if epoch < epochs:
         fitted = model.fit(
-            dataset, initial_epoch=epoch, epochs=config.epochs, steps_per_epoch=steps,
+            dataset, initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps,
             callbacks=callbacks, verbose=verbose, shuffle=False,
         )
         _extend(history, fitted.history)
-    seconds = time.perf_counter() - started
+    return history
 
-    final_step = int(model.global_step.numpy())
-    trained_images = (final_step - start_step) * config.batch_size
-    images_per_second = trained_images / seconds if trained_images else None
+
+def _save_final_artefacts(config, model, output, write_gif, epochs):
+    """Save generator.keras (the weight average in float32, if the run keeps one) and the progress GIF; returns the generator."""
     generator = model.generator
     if config.generator_ema:
         from keras_dcgan.inference_generator import inference_generator
 
         # The weight average, in float32, with BatchNorm statistics re-estimated for it.
         generator = inference_generator(config, model.generator, model.generator_optimizer)
-    save_generator(generator, os.path.join(write_dir, GENERATOR_FILE))
-    if chief:
-        write_progress_gif(samples_dir, config.epochs)
-    if images_per_second:
-        print(f"Trained {final_step - start_step} steps ({trained_images} images) in {seconds:.1f} s: "
-              f"{images_per_second:.0f} images/s. Generator: {os.path.join(config.run_dir, GENERATOR_FILE)}")
-    finish_together(strategy, final_step)
-    # Every worker prints it (the generator as saved): equal digests show the workers ended identical.
-    print(f"Weights sha256: generator {weights_digest(generator)}, "
-          f"discriminator {weights_digest(model.discriminator)} (step {final_step})")
-    return TrainingResult(config.run_dir, start_step, final_step, images_per_second, history)
+    output.save_generator(generator)
+    frames = output.sample_paths(epochs)
+    if write_gif and frames:
+        image_grid.write_gif(output.progress_gif_path, frames)
+    return generator
 
 
 def _extend(history, new_history):
@@ -188,17 +203,3 @@ def weights_digest(network):
     for weights in network.get_weights():
         digest.update(np.ascontiguousarray(weights).tobytes())
     return digest.hexdigest()[:16]
-
-
-def save_generator(generator, path):
-    """Save the generator as a .keras file, atomically."""
-    temporary = f"{path}.tmp.keras"
-    generator.save(temporary)
-    os.replace(temporary, path)
-
-
-def write_progress_gif(samples_dir, epochs):
-    frames = [sample_path(samples_dir, epoch) for epoch in range(1, epochs + 1)]
-    frames = [frame for frame in frames if os.path.exists(frame)]
-    if frames:
-        image_grid.write_gif(os.path.join(samples_dir, "progress.gif"), frames)

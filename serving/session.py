@@ -13,11 +13,11 @@ import os
 import pathlib
 
 import numpy as np
-import onnxruntime
 
 from keras_dcgan import image_grid
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.serving.manifest import MANIFEST_NAME, ManifestError, read_manifest, verify_content
+from keras_dcgan.serving.onnx_session import open_session
 
 DEFAULT_VALUE_RANGE = (0.0, 1.0)  # the export contract: images in [0, 1]
 # Latents are standard normal (|z| < 6 in practice); values near float32's maximum overflow inside
@@ -61,13 +61,8 @@ class GeneratorSession:
             self.manifest = read_manifest(self.manifest_path)
             verify_content(self.manifest, self.manifest_path, self.onnx_path, content)
 
-        options = onnxruntime.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         try:
-            self._session = onnxruntime.InferenceSession(content, options, providers=["CPUExecutionProvider"])
+            self._session = open_session(content, threads)
         except Exception as error:  # onnxruntime raises its own exception types for unreadable models
             raise ModelFileError(f"onnxruntime cannot load {self.onnx_path}: {error}") from error
         self._read_shapes()

@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from helpers import networks_under_policy
 from keras_dcgan.categorical_code import CategoricalCode, code_indices
 from keras_dcgan.config import TrainConfig
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.networks import build_discriminator, build_generator
 from keras_dcgan.training import build_model
-from tests.conftest import networks_under_policy
 
 
 def test_seeded_latents_give_every_category_equally_often():

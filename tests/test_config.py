@@ -1,50 +1,88 @@
-"""TrainConfig as saved in run dirs: reading a config.json written before a field existed."""
+"""The experiment and the run options: validation, config.json, and what a resumption may change."""
 
 import json
+import re
 
 import pytest
 
-from keras_dcgan.config import TrainConfig
+from helpers import small_config, small_run
+from keras_dcgan.config import RunOptions, TrainConfig
+from keras_dcgan.run_dir import RunDir, RunDirError
 from keras_dcgan.training import check_run_dir
-from tests.conftest import small_config
-
-
-PAPERS_NETWORKS = dict(generator_refine_convs=0, generator_output_conv=False, discriminator_refine_convs=0, categorical_code=0)
-# Every config.json has had `upsampling`; before session 5 it defaulted to transpose.
-OLD_UPSAMPLING = dict(upsampling="transpose")
-
-
-def _write_old_config_json(run_dir, missing=tuple(PAPERS_NETWORKS)):
-    """config.json of the paper's networks as written before the `missing` fields existed."""
-    values = small_config(run_dir, **PAPERS_NETWORKS, **OLD_UPSAMPLING).to_dict()
-    for name in missing:
-        del values[name]
-    (run_dir / "config.json").write_text(json.dumps(values))
-
-
-def test_old_config_json_means_the_papers_networks(tmp_path):
-    _write_old_config_json(tmp_path)
-    loaded = TrainConfig.load(tmp_path / "config.json")
-    assert {name: getattr(loaded, name) for name in PAPERS_NETWORKS} == PAPERS_NETWORKS
-
-
-def test_config_json_from_before_the_discriminator_refine_option_means_none(tmp_path):
-    """Session-2 run dirs have the generator's fields but not the discriminator's."""
-    _write_old_config_json(tmp_path, missing=["discriminator_refine_convs"])
-    assert TrainConfig.load(tmp_path / "config.json").discriminator_refine_convs == 0
-
-
-def test_old_run_resumes_with_the_papers_network_flags_and_refuses_the_new_defaults(tmp_path):
-    _write_old_config_json(tmp_path)
-    assert check_run_dir(small_config(tmp_path, **PAPERS_NETWORKS, **OLD_UPSAMPLING))
-    with pytest.raises(ValueError, match="generator_refine_convs: run dir has 0, asked for 2") as refusal:
-        check_run_dir(small_config(tmp_path))
-    assert "discriminator_refine_convs: run dir has 0, asked for 2" in str(refusal.value)
-    assert "upsampling: run dir has 'transpose', asked for 'resize-conv'" in str(refusal.value)
-    assert "categorical_code: run dir has 0, asked for 10" in str(refusal.value)
 
 
 @pytest.mark.parametrize("categories", [1, 33, -1])
 def test_categorical_code_must_fit_in_the_latent(categories):
     with pytest.raises(ValueError, match="categorical_code must be 0"):
         TrainConfig(latent_dim=32, categorical_code=categories)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (dict(discriminator_lr=float("inf")), "discriminator_lr must be a finite positive number, got inf"),
+        (dict(generator_lr=float("nan")), "generator_lr must be a finite positive number, got nan"),
+        (dict(generator_lr=0.0), "generator_lr must be a finite positive number, got 0.0"),
+        (dict(seed=-1), "seed must be 0 or more, got -1"),
+        (dict(beta1=1.0), r"beta1 must be in \[0, 1\)"),
+    ],
+)
+def test_invalid_experiment_values_are_refused(values, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**values)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [(dict(epochs=0), "epochs must be at least 1"), (dict(eval_every=-1), "eval_every must be 0"), (dict(strategy="gpus"), "strategy must be one of")],
+)
+def test_invalid_run_options_are_refused(values, message):
+    with pytest.raises(ValueError, match=message):
+        RunOptions(**values)
+
+
+def test_config_json_holds_the_experiment_only_and_reads_back(tmp_path):
+    config = small_config(seed=3)
+    RunDir(tmp_path).write_config(config)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert "run_dir" not in saved and "epochs" not in saved and saved["seed"] == 3
+    assert RunDir(tmp_path).read_config() == config
+
+
+@pytest.mark.parametrize("change", ["missing", "unknown", "wrong type", "not an object"])
+def test_a_config_json_that_does_not_describe_an_experiment_is_refused_in_one_line(tmp_path, change):
+    values = small_config().to_dict()
+    if change == "missing":
+        del values["categorical_code"]
+    elif change == "unknown":
+        values["tuning"] = 1
+    elif change == "wrong type":
+        values["latent_dim"] = "many"
+    else:
+        values = [values]
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    expected = {"missing": "missing field(s) categorical_code", "unknown": "unknown field(s) tuning",
+                "wrong type": "latent_dim must be int, got 'many'", "not an object": "expected a JSON object"}[change]
+    with pytest.raises(RunDirError, match=re.escape(expected)) as refusal:
+        check_run_dir(small_config(), RunDir(tmp_path))
+    assert str(tmp_path / "config.json") in str(refusal.value) and "\n" not in str(refusal.value)
+
+
+def test_run_options_may_change_on_resumption_but_the_experiment_may_not(tmp_path):
+    config, _ = small_run(tmp_path)
+    run = RunDir(tmp_path)
+    run.write_config(config)
+    assert check_run_dir(small_run(tmp_path, epochs=9, data_dir="elsewhere", strategy="default", eval_every=1)[0], run)
+    with pytest.raises(ValueError, match=r"batch_size: run dir has 64, asked for 32; seed: run dir has 0, asked for 1"):
+        check_run_dir(small_config(seed=1, batch_size=32), run)
+
+
+def test_run_dir_that_is_a_file_or_under_one_is_refused(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    with pytest.raises(RunDirError, match="is a file, not a folder"):
+        RunDir(a_file).check_writable()
+    with pytest.raises(RunDirError, match=f"cannot be made: {a_file} is a file"):
+        RunDir(a_file / "run").check_writable()
+    RunDir(tmp_path / "new" / "run").check_writable()  # a folder that can be made is fine
+    assert a_file.read_text() == "not a folder" and not (tmp_path / "new").exists()

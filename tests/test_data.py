@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 
+from helpers import small_config
 from keras_dcgan import data
 from keras_dcgan.data import DataError, load_idx_folder, load_images, load_tfds, training_dataset
 from keras_dcgan.idx import write_idx
-from tests.conftest import small_config
 
 
 def test_idx_folder_gives_uint8_images_and_labels(mnist_subset_dir):
@@ -26,8 +26,8 @@ def test_full_mnist_from_shared_folder(full_mnist_dir):
     assert abs(train.images.mean() - 33.3) < 0.5  # 0.1307 * 255
 
 
-def test_max_examples_limits_training_split(tmp_path):
-    examples = load_images(small_config(tmp_path, max_examples=256), "train")
+def test_max_examples_limits_training_split(mnist_subset_dir):
+    examples = load_images(small_config(max_examples=256), "train", data_dir=mnist_subset_dir)
     assert len(examples) == 256
 
 

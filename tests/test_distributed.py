@@ -1,10 +1,11 @@
 """Distributed training for real: worker processes of a MultiWorkerMirroredStrategy cluster on
 127.0.0.1 started by the launcher, and MirroredStrategy over 2 logical CPU devices.
 
-The slow tests train the small networks of `small_config` on a few hundred committed MNIST
+The slow tests train the small networks of `small_run` on a few hundred committed MNIST
 images for 2 epochs; each spawns at most 2 TensorFlow processes at a time.
 """
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -19,7 +20,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, run_cli, small_config
+from helpers import REPO_ROOT, run_cli, small_run
 from keras_dcgan import launcher, strategy
 
 STEP_TIMEOUT_SECONDS = 240
@@ -125,6 +126,16 @@ def test_worker_zero_is_the_chief_unless_the_cluster_has_one(monkeypatch):
     assert not strategy.is_chief()
 
 
+def test_the_workers_of_a_cluster_are_its_chief_and_workers(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert strategy.worker_count() == 1
+    monkeypatch.setenv("TF_CONFIG", launcher.tf_config(["127.0.0.1:1", "127.0.0.1:2"], 1))
+    assert strategy.worker_count() == 2
+    cluster = {"chief": ["127.0.0.1:3"], "worker": ["127.0.0.1:1", "127.0.0.1:2"], "ps": ["127.0.0.1:4"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    assert strategy.worker_count() == 3
+
+
 @pytest.mark.parametrize(
     "tf_config, expected",
     [("{not json", "not valid JSON"), ('{"cluster": {}}', "must look like"),
@@ -200,9 +211,9 @@ def test_two_workers_end_identical_and_only_the_chief_writes(tmp_path, trained_r
     # end and quality scored after epoch 2 (neither changes training, hence the losses). Only
     # the chief scores (training the missing classifier first) while the other worker waits.
     cache_dir = tmp_path / "classifier"
-    config = small_config(run_dir, generator_ema=0.9, eval_every=2, eval_samples=256, cache_dir=str(cache_dir))
+    run = small_run(run_dir, generator_ema=0.9, eval_every=2, eval_samples=256, cache_dir=str(cache_dir))
     completed = run_cli(
-        "fit", "--workers", "2", *launcher.fit_flags(config), env={"TMPDIR": str(scratch)}, timeout=STEP_TIMEOUT_SECONDS
+        "fit", "--workers", "2", *launcher.fit_flags(*run), env={"TMPDIR": str(scratch)}, timeout=STEP_TIMEOUT_SECONDS
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     output = completed.stdout
@@ -276,7 +287,7 @@ def test_a_killed_worker_stops_the_job_and_a_rerun_resumes_from_the_backup(tmp_p
     run_dir, scratch = tmp_path / "run", tmp_path / "scratch"
     scratch.mkdir()
     # 2,048 images of batch 64: 32 steps per epoch, 64 in all; a backup every 4 steps.
-    arguments = launcher.fit_flags(small_config(run_dir, max_examples=2048))
+    arguments = launcher.fit_flags(*small_run(run_dir, max_examples=2048))
     env = {"TMPDIR": str(scratch)}
 
     job = LauncherProcess(arguments, env)
@@ -324,7 +335,7 @@ def test_a_worker_that_cannot_see_the_chiefs_checkpoints_stops_the_job(tmp_path,
     # an empty run dir, as if the run dir were not on storage shared by both.
     chief_run_dir = tmp_path / "chief"
     shutil.copytree(trained_run_dir, chief_run_dir)
-    flags = [launcher.fit_flags(small_config(run_dir, epochs=3)) for run_dir in (chief_run_dir, tmp_path / "elsewhere")]
+    flags = [launcher.fit_flags(*small_run(run_dir, epochs=3)) for run_dir in (chief_run_dir, tmp_path / "elsewhere")]
     output_path = tmp_path / "output.txt"
     with open(output_path, "w") as output, pytest.raises(launcher.WorkerFailed) as failure:
         launcher.launch([sys.executable, "-c", PER_WORKER_FIT_SCRIPT, json.dumps(flags)], 2, output=output)
@@ -341,15 +352,19 @@ import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from keras_dcgan.config import TrainConfig
+from keras_dcgan.config import RunOptions, TrainConfig
 from keras_dcgan.training import train
 
-configs = json.loads(sys.argv[1])
+runs = json.loads(sys.argv[1])  # {name: [experiment, run options]}
+
+def start(experiment, options, **changes):
+    return train(TrainConfig(**{**experiment, **changes}), RunOptions(**options), verbose=0)
+
 try:  # 63 images cannot be split evenly over 2 replicas
-    train(TrainConfig.from_dict({**configs["mirrored"], "batch_size": 63}), verbose=0)
+    start(*runs["mirrored"], batch_size=63)
 except ValueError as error:
     print("REFUSED", error)
-histories = {name: train(TrainConfig.from_dict(values), verbose=0).history for name, values in configs.items()}
+histories = {name: start(*run).history for name, run in runs.items()}
 print("HISTORIES", json.dumps(histories))
 """
 
@@ -358,9 +373,12 @@ print("HISTORIES", json.dumps(histories))
 def test_mirrored_over_two_logical_cpus_logs_the_same_loss_scale_as_one_device(tmp_path):
     # --eval-every with --generator-ema too: scoring the weight average needs the strategy's scope.
     evaluation = dict(generator_ema=0.9, eval_every=2, eval_samples=256, cache_dir=str(tmp_path / "classifier"))
-    configs = {name: small_config(tmp_path / name, strategy=name, **evaluation).to_dict() for name in ("mirrored", "default")}
+    runs = {
+        name: [dataclasses.asdict(part) for part in small_run(tmp_path / name, strategy=name, **evaluation)]
+        for name in ("mirrored", "default")
+    }
     completed = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT, json.dumps(configs)],
+        [sys.executable, "-c", MIRRORED_SCRIPT, json.dumps(runs)],
         capture_output=True, text=True, timeout=STEP_TIMEOUT_SECONDS, cwd=REPO_ROOT,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )

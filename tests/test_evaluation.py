@@ -1,7 +1,7 @@
 """The evaluation metrics on real data, on broken "generators", and end to end on a run and its ONNX export.
 
-The classifier is trained once per session on the committed MNIST subset (3,000 train
-images, a few seconds) and cached in a session temp dir that the CLI test reuses.
+The classifier is trained once per test run on the committed MNIST subset (3,000 train
+images, a few seconds) and cached in a temp dir that the CLI test reuses.
 """
 
 import json
@@ -9,11 +9,11 @@ import json
 import numpy as np
 import pytest
 
+from helpers import SUBSET_DIR, run_cli
 from keras_dcgan.evaluation import metrics
 from keras_dcgan.evaluation.classifier import load_or_train_classifier, to_unit_range
 from keras_dcgan.evaluation.command import load_splits
 from keras_dcgan.evaluation.report import Evaluator
-from tests.conftest import run_cli
 
 SAMPLES = 1000
 
@@ -107,7 +107,8 @@ def test_period2_pattern_raises_the_checkerboard_measure(evaluator, real_images,
 def test_evaluate_command_on_a_run(trained_run_dir, classifier_cache, evaluator, tmp_path):
     output = tmp_path / "scores.json"
     completed = run_cli(
-        "evaluate", trained_run_dir, "--samples", 300, "--cache-dir", classifier_cache, "--json", output, check=True
+        "evaluate", trained_run_dir, "--data-dir", SUBSET_DIR, "--samples", 300, "--cache-dir", classifier_cache,
+        "--json", output, check=True,
     )
     assert "real (train vs test)" in completed.stdout and "FCD" in completed.stdout
     scores = json.loads(output.read_text())
@@ -130,7 +131,7 @@ def test_evaluate_agrees_on_a_run_its_onnx_file_and_its_saved_model(trained_run_
     exported = export_generator(trained_run_dir, tmp_path / "exports")
     results = {
         source.name if source.is_file() else "run" if source == trained_run_dir else "saved_model": evaluate_source(
-            source, samples=300, cache_dir=str(classifier_cache), log=lambda message: None
+            source, samples=300, data_dir=SUBSET_DIR, cache_dir=str(classifier_cache), log=lambda message: None
         )
         for source in (trained_run_dir, tmp_path / "exports" / "dcgan" / "1" / "generator.onnx", tmp_path / "exports" / "dcgan" / "1")
     }
@@ -143,17 +144,17 @@ def test_evaluate_agrees_on_a_run_its_onnx_file_and_its_saved_model(trained_run_
         assert scores.classifier_score == pytest.approx(run_scores.classifier_score, rel=1e-3)
         assert scores.checkerboard == pytest.approx(run_scores.checkerboard, rel=1e-3)
         assert scores.class_shares == pytest.approx(run_scores.class_shares, abs=2 / 300)
-        assert real == results["run"][1]  # the data (and its reference) came from the manifest's training config
+        assert real == results["run"][1]
 
 
 @pytest.mark.slow
 def test_fit_evaluates_every_n_epochs_and_resumes_the_record(tmp_path, classifier_cache, evaluator):
     from keras_dcgan.evaluation.command import evaluate_source
     from keras_dcgan.training import train
-    from tests.conftest import small_config
+    from helpers import small_run
 
     overrides = dict(eval_every=2, eval_samples=200, cache_dir=str(classifier_cache), generator_ema=0.9)
-    train(small_config(tmp_path, epochs=3, **overrides), verbose=0)
+    train(*small_run(tmp_path, epochs=3, **overrides), verbose=0)
     content = json.loads((tmp_path / "metrics.json").read_text())
     epochs = content["epochs"]
     assert [record["epoch"] for record in epochs] == [1, 2, 3]
@@ -164,21 +165,21 @@ def test_fit_evaluates_every_n_epochs_and_resumes_the_record(tmp_path, classifie
     assert (tmp_path / "metrics.png").stat().st_size > 10_000
     assert list((tmp_path / "logs" / "quality").iterdir())
 
-    train(small_config(tmp_path, epochs=4, **overrides), verbose=0)  # resume for one more epoch
+    train(*small_run(tmp_path, epochs=4, **overrides), verbose=0)  # resume for one more epoch
     epochs = json.loads((tmp_path / "metrics.json").read_text())["epochs"]
     assert [record["epoch"] for record in epochs] == [1, 2, 3, 4]
     assert epochs[3]["train_seconds"] > epochs[2]["train_seconds"] and "fcd" in epochs[3]
 
     # The final generator.keras holds the weight average, as the last evaluation scored it.
-    final = evaluate_source(tmp_path, samples=200, cache_dir=str(classifier_cache), log=lambda message: None)[0]
+    final = evaluate_source(tmp_path, samples=200, data_dir=SUBSET_DIR, cache_dir=str(classifier_cache), log=lambda message: None)[0]
     assert final.fcd == pytest.approx(epochs[3]["fcd"], rel=1e-3)
-    at_epoch = evaluate_source(tmp_path, epoch=4, samples=200, cache_dir=str(classifier_cache), log=lambda message: None)[0]
+    at_epoch = evaluate_source(tmp_path, epoch=4, samples=200, data_dir=SUBSET_DIR, cache_dir=str(classifier_cache), log=lambda message: None)[0]
     assert at_epoch.fcd == pytest.approx(epochs[3]["fcd"], rel=1e-3)
 
 
 def test_mixed_precision_networks_keep_outputs_and_logits_float32():
     from keras_dcgan.config import TrainConfig
-    from tests.conftest import networks_under_policy
+    from helpers import networks_under_policy
 
     config = TrainConfig(generator_filters=8, discriminator_filters=8, latent_dim=4, categorical_code=0)
     generator, discriminator = networks_under_policy(config)
@@ -188,22 +189,53 @@ def test_mixed_precision_networks_keep_outputs_and_logits_float32():
     assert all(variable.dtype == "float32" for variable in generator.weights + discriminator.weights)
 
 
-def test_latent_walk_visits_every_seed_and_loops(trained_run_dir, tmp_path):
+def _gif_timeline(path):
+    """[(start ms, duration ms, uint8 pixels)] of every frame the GIF shows, in order."""
     from PIL import Image
 
+    gif, timeline, start = Image.open(path), [], 0
+    for index in range(gif.n_frames):
+        gif.seek(index)
+        timeline.append((start, gif.info["duration"], np.asarray(gif.convert("L"))))
+        start += gif.info["duration"]
+    return timeline, gif.info.get("loop")
+
+
+def test_latent_walk_shows_every_seed_on_time_and_loops(trained_run_dir, tmp_path):
+    from PIL import Image
+
+    from keras_dcgan import image_grid
     from keras_dcgan.cli import main
     from keras_dcgan.evaluation.generators import open_generator
     from keras_dcgan.latent_walk import walk_latents
     from keras_dcgan.latents import latents_from_seeds
 
-    latents = walk_latents([5, 9, 2], 32, steps_per_segment=4)
+    seeds, steps, frame_ms = [5, 9, 2], 4, 80
+    latents = walk_latents(seeds, 32, steps_per_segment=steps)
     assert latents.shape == (12, 32)
-    np.testing.assert_allclose(latents[[0, 4, 8]], latents_from_seeds([5, 9, 2], 32), atol=1e-6)
+    np.testing.assert_allclose(latents[[0, 4, 8]], latents_from_seeds(seeds, 32), atol=1e-6)
+    # The last segment heads back to the first seed: one more step would reach it.
+    assert np.linalg.norm(latents[-1] - latents[0]) < np.linalg.norm(latents[-2] - latents[0])
 
     assert main(["latent-walk", str(trained_run_dir), "--seeds", "5,9,2", "--steps", "4", "--output", str(tmp_path / "walk.gif")]) == 0
-    gif = Image.open(tmp_path / "walk.gif")
-    assert gif.n_frames == 12 and gif.size == (28 * 4, 28 * 4)
+    # The GIF encoder may merge equal neighbouring frames (adding their durations), so check what
+    # a viewer sees at each moment, not the number of frames.
+    timeline, loop = _gif_timeline(tmp_path / "walk.gif")
+    assert loop == 0  # loops forever
+    assert timeline[-1][0] + timeline[-1][1] == 11 * frame_ms + 5 * frame_ms  # the last frame is held 5 times longer
+    anchors = image_grid.to_uint8(open_generator(trained_run_dir).generate(latents_from_seeds(seeds, 32)), value_range=(0.0, 1.0))
+    for index, anchor in enumerate(anchors):
+        shown = next(pixels for start, duration, pixels in timeline if start <= index * steps * frame_ms < start + duration)
+        np.testing.assert_array_equal(shown, anchor[..., 0].repeat(4, axis=0).repeat(4, axis=1))
     strip = np.asarray(Image.open(tmp_path / "walk.png"))
     assert strip.shape == (3 * 30 + 2, 4 * 30 + 2)  # 3 segments of 4 frames, 2-pixel gaps
-    first = open_generator(trained_run_dir).generate(latents_from_seeds([5], 32))
-    np.testing.assert_allclose(strip[2:30, 2:30] / 255.0, first[0, ..., 0], atol=1 / 255 + 1e-6)
+    np.testing.assert_array_equal(strip[2:30, 2:30], anchors[0, ..., 0])
+
+
+def test_latent_walk_is_bounded_before_any_work(tmp_path, capsys):
+    from keras_dcgan.cli import main
+
+    assert main(["latent-walk", str(tmp_path / "no-run"), "--steps", "100000", "--output", str(tmp_path / "walk.gif")]) == 2
+    error = capsys.readouterr().err
+    assert "4 seeds x --steps 100000 = 400000 frames; a walk has at most 1000" in error and error.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

@@ -18,6 +18,7 @@ import onnxruntime
 import pytest
 from PIL import Image
 
+from helpers import read_only_folder, run_cli, small_run
 from keras_dcgan import image_grid
 from keras_dcgan.cli import main as cli_main
 from keras_dcgan.export import ExportError, ParityError, export_generator
@@ -27,10 +28,9 @@ from keras_dcgan.export.manifest import sha256_of
 from keras_dcgan.export.parity import keras_images
 from keras_dcgan.latents import MAX_SEED, latents_from_seeds
 
-from tests.conftest import run_cli, small_config
 
 TOLERANCE = 1e-4
-LATENT_DIM = 32  # small_config's
+LATENT_DIM = 32  # small_run's
 
 
 @pytest.fixture(scope="module")
@@ -285,15 +285,15 @@ def test_epoch_checkpoint_of_a_weight_average_run_gives_the_average(tmp_path):
     from keras_dcgan.networks import build_generator
     from keras_dcgan.training import train
 
-    config = small_config(tmp_path / "ema_run", generator_ema=0.9, epochs=1)
-    train(config, verbose=0)
-    final = load_generator_source(config.run_dir)
-    from_checkpoint = load_generator_source(config.run_dir, epoch=1)
+    config, options = small_run(tmp_path / "ema_run", generator_ema=0.9, epochs=1)
+    train(config, options, verbose=0)
+    final = load_generator_source(options.run_dir)
+    from_checkpoint = load_generator_source(options.run_dir, epoch=1)
     assert (final.epoch, final.step) == (1, 8)  # generator.keras recognised as epoch 1's weights
     for final_weight, checkpoint_weight in zip(final.generator.get_weights(), from_checkpoint.generator.get_weights()):
         np.testing.assert_allclose(checkpoint_weight, final_weight, rtol=1e-5, atol=1e-7)
     last_weights = build_generator(config)
-    tf.train.Checkpoint(generator=last_weights).read(os.path.join(config.run_dir, "checkpoints", "epoch-1")).expect_partial()
+    tf.train.Checkpoint(generator=last_weights).read(os.path.join(options.run_dir, "checkpoints", "epoch-1")).expect_partial()
     assert not np.allclose(last_weights.get_weights()[0], from_checkpoint.generator.get_weights()[0])  # not the raw weights
 
 
@@ -304,7 +304,7 @@ def test_mixed_bfloat16_run_exports_in_float32(tmp_path):
     from keras_dcgan.training import train
 
     try:
-        train(small_config(tmp_path / "bf16_run", precision="mixed_bfloat16", epochs=1), verbose=0)
+        train(*small_run(tmp_path / "bf16_run", precision="mixed_bfloat16", epochs=1), verbose=0)
         assert keras.config.dtype_policy().name == "mixed_bfloat16"  # left so by training, in this process
         result = export_generator(tmp_path / "bf16_run", tmp_path / "exports")
         assert keras.config.dtype_policy().name == "mixed_bfloat16"  # the export does not change it
@@ -435,17 +435,10 @@ def test_unwritable_export_root_is_refused(trained_run_dir, tmp_path):
 
 @pytest.mark.slow
 def test_read_only_export_root_is_refused(trained_run_dir, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("running as root: file permissions do not stop root from writing")
-    root = tmp_path / "read-only"
-    root.mkdir()
-    root.chmod(0o500)
-    try:
+    with read_only_folder(tmp_path) as root:
         with pytest.raises(ExportError, match="cannot create the export folder"):
             export_generator(trained_run_dir, root)
         assert os.listdir(root) == []
-    finally:
-        root.chmod(0o700)
 
 
 @pytest.mark.slow
@@ -456,7 +449,7 @@ def test_bad_arguments_are_refused_before_any_work(trained_run_dir, tmp_path):
     for version in (0, -3, "2"):
         with pytest.raises(ExportError, match="version must be a positive integer"):
             export_generator(trained_run_dir, tmp_path / "exports", version=version)
-    with pytest.raises(ExportError, match="epoch must be at least 1"):
+    with pytest.raises(ExportError, match="epoch must be an integer of at least 1, got 0"):
         export_generator(trained_run_dir, tmp_path / "exports", epoch=0)
     assert not (tmp_path / "exports").exists()
 

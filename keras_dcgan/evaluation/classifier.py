@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keras_dcgan import atomic_write
+
 FEATURES_LAYER = "features"
 DEFAULT_EPOCHS = 4
 BATCH_SIZE = 128
@@ -120,13 +122,9 @@ def load_or_train_classifier(train, test, cache_dir=None, epochs=DEFAULT_EPOCHS,
     model, accuracy = train_classifier(train, test, epochs)
     log(f"Classifier test accuracy: {accuracy:.2%} on {len(test)} test images.")
     os.makedirs(cache_dir, exist_ok=True)
-    # Write elsewhere then rename, so a concurrent reader never loads half a file.
-    temporary = f"{model_path}.tmp{os.getpid()}.keras"
-    model.save(temporary)
-    os.replace(temporary, model_path)
+    # The model first: a reader takes the cache only once both files are there, and never half of one.
+    with atomic_write.atomic_path(model_path) as temporary:
+        model.save(temporary)
     info = {"test_accuracy": accuracy, "epochs": epochs, "train_examples": len(train), "test_examples": len(test)}
-    temporary = f"{info_path}.tmp{os.getpid()}"
-    with open(temporary, "w") as file:
-        json.dump(info, file, indent=2)
-    os.replace(temporary, info_path)
+    atomic_write.write_json(info_path, info)
     return Classifier(model, accuracy, key)

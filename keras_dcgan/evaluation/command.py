@@ -19,8 +19,8 @@ def add_evaluate_command(commands):
     evaluate.add_argument("--epoch", type=int, default=None, help="evaluate checkpoints/epoch-N of a run dir")
     evaluate.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="generated (and real) images to score (default: %(default)s)")
     evaluate.add_argument("--seed", type=int, default=0, help="first latent seed; samples use seeds SEED.. (default: %(default)s)")
-    evaluate.add_argument("--data-dir", default=None, help="folder of IDX files (default: the run's or manifest's, else TFDS)")
-    evaluate.add_argument("--dataset", default=None, help="TFDS dataset name (default: the run's or manifest's, else mnist)")
+    evaluate.add_argument("--data-dir", default=None, help="folder of IDX files of the run's dataset (default: TFDS)")
+    evaluate.add_argument("--dataset", default=None, help="TFDS dataset name (default: the run's or the manifest's, else mnist)")
     evaluate.add_argument("--cache-dir", default=None, help="where the classifier is cached (default: $KERAS_DCGAN_CACHE_DIR or ~/.cache/keras-dcgan)")
     evaluate.add_argument("--json", default=None, metavar="PATH", help="also write the scores as JSON to PATH")
     evaluate.set_defaults(handler=run_evaluate)
@@ -51,8 +51,6 @@ def evaluate_source(source, epoch=None, samples=DEFAULT_SAMPLES, seed=0, dataset
     if samples < 2:
         raise ValueError(f"--samples must be at least 2, got {samples}")
     generator = open_generator(source, epoch)
-    if data_dir is None and dataset is None:
-        data_dir = generator.data.get("data_dir")
     dataset = dataset or generator.data.get("dataset") or "mnist"
     evaluator = make_evaluator(dataset, data_dir, cache_dir, log)
     samples = min(samples, len(evaluator.train))
@@ -61,7 +59,8 @@ def evaluate_source(source, epoch=None, samples=DEFAULT_SAMPLES, seed=0, dataset
 
 
 def run_evaluate(args):
-    from keras_dcgan.evaluation.report import format_report, write_json
+    from keras_dcgan.atomic_write import write_json
+    from keras_dcgan.evaluation.report import format_report
 
     generated, real, generator, evaluator = evaluate_source(
         args.source, args.epoch, args.samples, args.seed, args.dataset, args.data_dir, args.cache_dir,

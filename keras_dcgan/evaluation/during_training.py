@@ -1,12 +1,12 @@
 """`QualityEvaluation`: `keras-dcgan evaluate`'s metrics during `fit`, every `eval_every` epochs.
 
-Into the run dir:
-    metrics.json   per epoch: step, training and wall seconds, losses; on evaluated epochs
-                   also FCD, classifier score, class shares and KL, checkerboard (of the
-                   weight average and of the last weights when the run keeps an average),
-                   and once the real-data reference (train vs test) at the same sample count
-    metrics.png    FCD and losses against epoch and against wall time
-    logs/quality/  the same as TensorBoard scalars
+Into the run dir (paths from `RunDir`):
+    the metrics record    per epoch: step, training and wall seconds, losses; on evaluated epochs
+                          also FCD, classifier score, class shares and KL, checkerboard (of the
+                          weight average and of the last weights when the run keeps an average),
+                          and once the real-data reference (train vs test) at the same sample count
+    its plot              FCD and losses against epoch and against wall time
+    TensorBoard scalars   the same, in the quality log
 A resumed run appends to metrics.json, with its clocks continuing where they stopped.
 Scoring time is excluded from `train_seconds` (not from `wall_seconds`).
 """
@@ -18,31 +18,32 @@ import time
 import keras
 import numpy as np
 
+from keras_dcgan.atomic_write import atomic_path, write_json
 from keras_dcgan.evaluation.command import make_evaluator
-from keras_dcgan.evaluation.report import write_json
+from keras_dcgan.evaluation.metrics import QUALITY_SCALARS
+from keras_dcgan.image_range import to_unit_range
 from keras_dcgan.inference_generator import inference_generator
 from keras_dcgan.latents import latents_from_seeds
 
-METRICS_FILE = "metrics.json"
-PLOT_FILE = "metrics.png"
-SCALARS = ("fcd", "classifier_score", "class_kl", "checkerboard")
-
 
 class QualityEvaluation(keras.callbacks.Callback):
-    def __init__(self, config, run_dir, log_dir):
+    """Scores `config`'s generator every `options.eval_every` epochs into the files of `run` (a RunDir)."""
+
+    def __init__(self, config, options, run):
         super().__init__()
         self.config = config
-        self.path = os.path.join(run_dir, METRICS_FILE)
-        self.plot_path = os.path.join(run_dir, PLOT_FILE)
-        self.log_dir = os.path.join(log_dir, "quality")
+        self.options = options
+        self.path = run.metrics_path
+        self.plot_path = run.metrics_plot_path
+        self.log_dir = run.log_dir("quality")
         self.content = _read(self.path)
         self.evaluator = None
-        self.latents = latents_from_seeds(range(config.eval_samples), config.latent_dim)
+        self.latents = latents_from_seeds(range(options.eval_samples), config.latent_dim)
 
     def on_train_begin(self, logs=None):
         if self.evaluator is None:
-            self.evaluator = make_evaluator(self.config.dataset, self.config.data_dir, self.config.cache_dir)
-            real = self.evaluator.real_reference(min(self.config.eval_samples, len(self.evaluator.train)))
+            self.evaluator = make_evaluator(self.config.dataset, self.options.data_dir, self.options.cache_dir)
+            real = self.evaluator.real_reference(min(self.options.eval_samples, len(self.evaluator.train)))
             self.content["real_train_vs_test"] = real.to_dict()
             self.content["classifier"] = {
                 "key": self.evaluator.classifier.key, "test_accuracy": self.evaluator.classifier.test_accuracy
@@ -64,7 +65,7 @@ class QualityEvaluation(keras.callbacks.Callback):
             "train_seconds": round(self.train_seconds, 2),
             **{name: float(np.asarray(value).ravel()[0]) for name, value in (logs or {}).items()},
         }
-        if epoch % self.config.eval_every == 0 or epoch == self.config.epochs:
+        if epoch % self.options.eval_every == 0 or epoch == self.options.epochs:
             record.update(self._evaluate(epoch))
         record["wall_seconds"] = round(self.wall_offset + time.perf_counter() - self.started, 2)
         self.content["epochs"] = [old for old in self.content["epochs"] if old["epoch"] != epoch] + [record]
@@ -86,14 +87,14 @@ class QualityEvaluation(keras.callbacks.Callback):
         writer = tf.summary.create_file_writer(self.log_dir)
         with writer.as_default():
             for prefix, scores in results.items():
-                for name in SCALARS:
+                for name in QUALITY_SCALARS:
                     tf.summary.scalar(f"{prefix}{name}", scores[name], step=epoch)
         writer.close()
         return {f"{prefix}{name}": value for prefix, scores in results.items() for name, value in scores.items()}
 
     def _scores(self, generator):
         images = np.concatenate([
-            (np.asarray(generator(self.latents[start : start + 500], training=False)) + 1.0) / 2.0
+            to_unit_range(np.asarray(generator(self.latents[start : start + 500], training=False)))
             for start in range(0, len(self.latents), 500)
         ])
         scores = self.evaluator.evaluate(images).to_dict()
@@ -136,7 +137,6 @@ def write_plot(path, records):
         loss_axis.legend()
         loss_axis.grid(True, alpha=0.3)
     figure.tight_layout()
-    temporary = f"{path}.tmp{os.getpid()}.png"
-    figure.savefig(temporary, dpi=80)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=80)
     pyplot.close(figure)
-    os.replace(temporary, path)

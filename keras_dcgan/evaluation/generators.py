@@ -1,8 +1,8 @@
 """One interface over the three things `evaluate` and the latent walk can read.
 
 `open_generator(path, epoch=None)` accepts
-- a run dir (has config.json): the final generator.keras, or with `epoch` the generator of
-  checkpoints/epoch-N, rebuilt from the run's config in float32;
+- a run dir: its final generator, or with `epoch` the generator of that epoch's checkpoint
+  (`RunDir.load_generator`);
 - an ONNX file (`latent` float32 [batch, latent_dim] -> `images` [batch, 28, 28, 1] in [0, 1]),
   run by onnxruntime;
 - a SavedModel folder (signature serving_default: `latent` -> `images` in [0, 1]).
@@ -16,10 +16,9 @@ from typing import Callable
 
 import numpy as np
 
-from keras_dcgan.inference_generator import float32_generator, read_epoch_checkpoint
+from keras_dcgan.image_range import to_unit_range
+from keras_dcgan.run_dir import CONFIG_FILE, RunDir
 
-CONFIG_FILE = "config.json"
-GENERATOR_FILE = "generator.keras"
 MANIFEST_FILE = "manifest.json"
 
 
@@ -32,7 +31,8 @@ class Generator:
     description: str
     latent_dim: int
     generate_batch: Callable  # float32 latents [n, latent_dim] -> float32 images [n, 28, 28, 1] in [0, 1]
-    # Where the training data came from, when the source records it: {"dataset": ..., "data_dir": ...}.
+    # The training data's TFDS name, when the source records it: {"dataset": ...}. Where its files
+    # lie is a run option, not recorded: `evaluate --data-dir` says it.
     data: dict = field(default_factory=dict)
 
     def generate(self, latents, batch_size=500):
@@ -48,10 +48,11 @@ class Generator:
 
 def open_generator(path, epoch=None):
     path = os.fspath(path)
-    if os.path.isdir(path) and os.path.exists(os.path.join(path, CONFIG_FILE)):
-        return _open_run(path, epoch)
+    run = RunDir(path)
+    if os.path.isdir(path) and run.is_run():
+        return _open_run(run, epoch)
     if epoch is not None:
-        raise GeneratorSourceError(f"--epoch applies to run dirs only; {path} has no {CONFIG_FILE}")
+        raise GeneratorSourceError(f"--epoch applies to run dirs only; {path} is not one (no {CONFIG_FILE})")
     if os.path.isfile(path) and path.endswith(".onnx"):
         return _open_onnx(path)
     if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
@@ -61,30 +62,18 @@ def open_generator(path, epoch=None):
     )
 
 
-def _open_run(run_dir, epoch):
-    import keras
-
-    from keras_dcgan.checkpoints import epoch_checkpoint_path
-    from keras_dcgan.config import TrainConfig
-
-    config = TrainConfig.load(os.path.join(run_dir, CONFIG_FILE))
-    generator = float32_generator(config)
+def _open_run(run, epoch):
+    loaded = run.load_generator(epoch)
+    generator, config = loaded.generator, loaded.config
     if epoch is None:
-        path = os.path.join(run_dir, GENERATOR_FILE)
-        if not os.path.exists(path):
-            raise GeneratorSourceError(f"{run_dir} has no {GENERATOR_FILE} (unfinished run?): pass --epoch N")
-        generator.set_weights(keras.saving.load_model(path, compile=False).get_weights())
-        description = f"{run_dir} ({GENERATOR_FILE})"
+        description = f"{run.path} ({loaded.checkpoint})"
     else:
-        path = epoch_checkpoint_path(os.path.join(run_dir, "checkpoints"), epoch)
-        read_epoch_checkpoint(generator, config, path)
-        description = f"{run_dir} (epoch {epoch}{', weight average' if config.generator_ema else ''})"
+        description = f"{run.path} (epoch {epoch}{', weight average' if config.generator_ema else ''})"
 
     def generate_batch(latents):
-        return (np.asarray(generator(latents, training=False)) + 1.0) / 2.0
+        return to_unit_range(np.asarray(generator(latents, training=False)))
 
-    data = {"dataset": config.dataset, "data_dir": config.data_dir}
-    return Generator(description, config.latent_dim, generate_batch, data)
+    return Generator(description, config.latent_dim, generate_batch, {"dataset": config.dataset})
 
 
 def _manifest_data(folder):
@@ -95,14 +84,14 @@ def _manifest_data(folder):
     with open(path) as file:
         manifest = json.load(file)
     config = (manifest.get("source") or {}).get("config") or {}
-    data = {key: config[key] for key in ("dataset", "data_dir") if key in config}
+    data = {"dataset": config["dataset"]} if "dataset" in config else {}
     return data, manifest.get("latent_dim")
 
 
 def _open_onnx(path):
-    import onnxruntime
+    from keras_dcgan.serving.onnx_session import open_session
 
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    session = open_session(path)
     model_input = session.get_inputs()[0]
     data, manifest_latent_dim = _manifest_data(os.path.dirname(os.path.abspath(path)))
     latent_dim = model_input.shape[1] if isinstance(model_input.shape[1], int) else manifest_latent_dim

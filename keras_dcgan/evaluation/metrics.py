@@ -16,6 +16,9 @@
 
 import numpy as np
 
+# The scores recorded per evaluated epoch during training, and in an export's manifest.
+QUALITY_SCALARS = ("fcd", "classifier_score", "class_kl", "checkerboard")
+
 
 def feature_statistics(features):
     """(mean, covariance) of features [N, D], in float64."""

@@ -6,8 +6,6 @@ scores that many train-split images the same way, i.e. the value a perfect gener
 would get at that sample count (the floor of FCD, the ceiling of the classifier score).
 """
 
-import json
-import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -88,12 +86,3 @@ def _extremes(shares):
 
 def classifier_test_note(classifier):
     return f"test split; classifier {classifier.key}, test accuracy {classifier.test_accuracy:.2%}"
-
-
-def write_json(path, content):
-    """Write JSON atomically."""
-    temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "w") as file:
-        json.dump(content, file, indent=2)
-        file.write("\n")
-    os.replace(temporary, path)

@@ -1,0 +1,88 @@
+"""Helpers the tests share (fixtures stay in conftest.py): where MNIST is, small runs, the CLI in a process."""
+
+import contextlib
+import dataclasses
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from keras_dcgan.config import RunOptions, TrainConfig
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+SUBSET_DIR = REPO_ROOT / "tests" / "data" / "mnist_subset"
+RUN_OPTION_NAMES = {field.name for field in dataclasses.fields(RunOptions)}
+
+
+def find_full_mnist():
+    """The folder of the full MNIST IDX files, from $KERAS_DCGAN_MNIST_DIR or ../shared/data/mnist, or None."""
+    candidates = [os.environ.get("KERAS_DCGAN_MNIST_DIR"), REPO_ROOT.parent / "shared" / "data" / "mnist"]
+    for candidate in candidates:
+        if candidate and (pathlib.Path(candidate) / "train-images-idx3-ubyte.gz").exists():
+            return pathlib.Path(candidate)
+    return None
+
+
+def networks_under_policy(config, policy="mixed_bfloat16"):
+    """(generator, discriminator) of `config` built under Keras' dtype `policy`; the global policy is restored."""
+    import keras
+
+    from keras_dcgan.networks import build_discriminator, build_generator
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        return build_generator(config), build_discriminator(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def small_config(**overrides):
+    """An experiment that trains in seconds on the committed subset: narrow networks, few examples."""
+    values = dict(
+        max_examples=512,
+        batch_size=64,
+        generator_filters=16,
+        discriminator_filters=16,
+        latent_dim=32,
+        # Over a 16-step run a 0.999 weight average would still be the initial weights; the
+        # tests that need the average ask for a short one.
+        generator_ema=0.0,
+    )
+    return TrainConfig(**{**values, **overrides})
+
+
+def small_run(run_dir, **overrides):
+    """(TrainConfig, RunOptions) of a 2-epoch run of `small_config` in `run_dir`; overrides go to either by name."""
+    options = dict(data_dir=str(SUBSET_DIR), run_dir=str(run_dir), epochs=2, backup_every_steps=4)
+    options.update({name: value for name, value in overrides.items() if name in RUN_OPTION_NAMES})
+    experiment = {name: value for name, value in overrides.items() if name not in RUN_OPTION_NAMES}
+    return small_config(**experiment), RunOptions(**options)
+
+
+def run_cli(*args, env=None, timeout=600, check=False):
+    """Run `python -m keras_dcgan.cli ARGS` in a fresh process; returns CompletedProcess."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    completed = subprocess.run(
+        [sys.executable, "-m", "keras_dcgan.cli", *map(str, args)],
+        capture_output=True, text=True, env=full_env, timeout=timeout, cwd=REPO_ROOT,
+    )
+    if check and completed.returncode != 0:
+        raise AssertionError(f"keras-dcgan {' '.join(map(str, args))} failed:\n{completed.stderr[-3000:]}")
+    return completed
+
+
+@contextlib.contextmanager
+def read_only_folder(parent):
+    """A new empty folder under `parent` that this user cannot write to (skips the test as root, whom permissions do not stop)."""
+    if os.geteuid() == 0:
+        pytest.skip("running as root: file permissions do not stop root from writing")
+    folder = pathlib.Path(parent) / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        yield folder
+    finally:
+        folder.chmod(0o700)
