@@ -23,8 +23,7 @@ import sys
 
 from packaging.requirements import Requirement
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from serve_load import latent_dim_of, load_server, start_server, stop_server  # noqa: E402
+from serve_load import latent_dim_of, load_server, start_server, stop_server  # a sibling script: Python puts a script's own folder first on sys.path
 
 MODEL_THREADS = os.cpu_count()
 # What `keras-dcgan serve` needs on a device, by role (pyproject.toml's base dependencies for serving).
