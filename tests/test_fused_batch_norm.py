@@ -110,7 +110,8 @@ def test_training_networks_use_it_and_saved_copies_do_not():
     # Same variables in the same order: weights move between the two as they are.
     copy.set_weights(training_generator.get_weights())
     latents = np.random.default_rng(4).normal(size=(3, 16)).astype(np.float32)
-    np.testing.assert_array_equal(copy(latents, training=False), training_generator(latents, training=False))
+    # Close, not equal: oneDNN may split the same convolution differently between two models.
+    np.testing.assert_allclose(copy(latents, training=False), training_generator(latents, training=False), atol=1e-6)
 
 
 @pytest.mark.parametrize("op", ["FusedBatchNormV3", "FusedBatchNormGradV3"])
