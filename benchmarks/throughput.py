@@ -94,7 +94,7 @@ class TutorialVariant:
 class ProjectVariant:
     """The project's DCGAN with TrainConfig defaults plus `overrides`, stepped by its compiled train function."""
 
-    def __init__(self, images, overrides, jit_compile=False, fused_batch_norm=True):
+    def __init__(self, images, overrides, jit_compile=False, fused_batch_norm=True, labels=None):
         self.config = TrainConfig(**{**TrainConfig().to_dict(), **overrides})
         self.name = (f"{self.config.precision}/{self.config.upsampling}{'+xla' if jit_compile else ''}"
                      f"{'' if fused_batch_norm else '+keras-bn'} b{self.config.batch_size}")
@@ -108,7 +108,8 @@ class ProjectVariant:
         self.batch_size = self.config.batch_size
         self.model.make_train_function()
         self.train_function = self.model.train_function
-        self.iterator = iter(training_dataset(images, self.batch_size, self.config.seed))
+        labels = labels if self.config.code_labels and self.config.categorical_code else None
+        self.iterator = iter(training_dataset(images, self.batch_size, self.config.seed, labels=labels))
         self.flops = train_flops_per_image(self.model.generator, self.model.discriminator)
 
     def run(self, steps):
@@ -132,7 +133,7 @@ def parse_overrides(text, separator=","):
     return overrides
 
 
-def parse_variant(text, images, batch_size):
+def parse_variant(text, images, batch_size, labels=None):
     """"tutorial", or PRECISION[/UPSAMPLING][+xla][+keras-bn][@FIELD:VALUE&FIELD:VALUE...] for the project's model."""
     if text == "tutorial":
         return TutorialVariant(images)
@@ -144,7 +145,9 @@ def parse_variant(text, images, batch_size):
     if batch_size:
         overrides["batch_size"] = batch_size
     overrides.update(parse_overrides(extra, separator="&"))
-    variant = ProjectVariant(images, overrides, jit_compile="+xla" in text, fused_batch_norm="+keras-bn" not in text)
+    variant = ProjectVariant(
+        images, overrides, jit_compile="+xla" in text, fused_batch_norm="+keras-bn" not in text, labels=labels
+    )
     if extra:
         variant.name += f" @{extra}"
     return variant
@@ -167,8 +170,8 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=None, help="batch size of the project variants (default: TrainConfig's)")
     args = parser.parse_args(argv)
 
-    images = load_idx_folder(args.data_dir, "train").images
-    variants = [parse_variant(text, images, args.batch_size) for text in args.variants.split(",")]
+    examples = load_idx_folder(args.data_dir, "train")
+    variants = [parse_variant(text, examples.images, args.batch_size, examples.labels) for text in args.variants.split(",")]
     for variant in variants:
         variant.run(5)  # trace and warm up
     rates = {variant.name: [] for variant in variants}

@@ -97,6 +97,13 @@ class TrainConfig:
         10, "categories of an InfoGAN code read from the latent (the largest of its first K values), which the "
         "discriminator learns to name from the image (0: none, the paper's DCGAN)"
     )
+    # AC-GAN's auxiliary classifier (Odena et al. 2017) on the InfoGAN code: the head that
+    # names the fakes' category also learns the real images' labels, so category k draws
+    # label k and a caller can ask for a digit (docs/digits.md).
+    code_labels: bool = _option(
+        True, "with a categorical code: its head also learns the training images' labels, so category k draws "
+        "label k (a digit one can ask for); false: the categories are learnt unsupervised (InfoGAN)"
+    )
     discriminator_filters: int = _option(64, "channels of the discriminator's first layer (its second has twice as many)")
     # Layers at 14x14 widen what the discriminator sees before it downsamples: one reached a
     # given FCD in 0.6-0.8x the training time of none (three seeds), two gave 10-25 % lower FCD

@@ -24,7 +24,7 @@ from keras_dcgan import image_grid
 from keras_dcgan.callbacks import CheckpointSaver, DivergenceGuard, SampleGrids, ScalarSummaries, sample_path
 from keras_dcgan.checkpoints import TrainingCheckpoints
 from keras_dcgan.config import TrainConfig
-from keras_dcgan.data import load_images, steps_per_epoch, training_dataset
+from keras_dcgan.data import check_code_labels, load_images, steps_per_epoch, training_dataset
 from keras_dcgan.gan import DCGAN
 from keras_dcgan.networks import build_discriminator, build_generator
 from keras_dcgan.strategy import check_workers_agree, describe, finish_together, is_chief, make_strategy, scratch_dir
@@ -49,7 +49,10 @@ def build_model(config, fused_batch_norm=True):
     """
     generator = build_generator(config, fused_batch_norm=fused_batch_norm)
     discriminator = build_discriminator(config, fused_batch_norm=fused_batch_norm)
-    model = DCGAN(generator, discriminator, config.latent_dim, seed=config.seed, categorical_code=config.categorical_code)
+    model = DCGAN(
+        generator, discriminator, config.latent_dim, seed=config.seed, categorical_code=config.categorical_code,
+        code_labels=config.code_labels,
+    )
     model.compile(
         generator_optimizer=keras.optimizers.Adam(
             config.generator_lr, beta_1=config.beta1,
@@ -93,6 +96,7 @@ def train(config, verbose="auto"):
 
 def _train(config, write_dir, chief, resuming, verbose):
     examples = load_images(config, "train")
+    labels = code_labels(config, examples)  # checked before anything is written
     os.makedirs(write_dir, exist_ok=True)
 
     keras.mixed_precision.set_dtype_policy(config.precision)
@@ -134,7 +138,7 @@ def _train(config, write_dir, chief, resuming, verbose):
             from keras_dcgan.evaluation.during_training import QualityEvaluation  # the classifier only when asked
 
             callbacks.append(QualityEvaluation(config, write_dir, log_dir))
-    dataset = training_dataset(examples.images, config.batch_size, config.seed)
+    dataset = training_dataset(examples.images, config.batch_size, config.seed, labels=labels)
 
     history = {}
     started = time.perf_counter()
@@ -175,6 +179,13 @@ def _train(config, write_dir, chief, resuming, verbose):
     print(f"Weights sha256: generator {weights_digest(generator)}, "
           f"discriminator {weights_digest(model.discriminator)} (step {final_step})")
     return TrainingResult(config.run_dir, start_step, final_step, images_per_second, history)
+
+
+def code_labels(config, examples):
+    """The labels the code's head learns, or None when the run learns its categories unsupervised."""
+    if not (config.code_labels and config.categorical_code):
+        return None
+    return check_code_labels(examples.labels, config.categorical_code)
 
 
 def _extend(history, new_history):
