@@ -138,7 +138,7 @@ def test_evaluate_agrees_on_a_run_its_onnx_file_and_its_saved_model(trained_run_
     assert exported.version == 1
     run_scores = results["run"][0]
     for name in ("generator.onnx", "saved_model"):
-        scores, real, _, _ = results[name]
+        scores, real, *_ = results[name]
         assert scores.fcd == pytest.approx(run_scores.fcd, rel=1e-3)
         assert scores.classifier_score == pytest.approx(run_scores.classifier_score, rel=1e-3)
         assert scores.checkerboard == pytest.approx(run_scores.checkerboard, rel=1e-3)
