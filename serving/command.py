@@ -48,6 +48,10 @@ def add_generate_command(commands):
     generate.add_argument("--version", type=int, default=None, help="served model version (default: the latest)")
     generate.add_argument("--n", type=positive_integer, default=16, help="number of digits (default: %(default)s)")
     generate.add_argument("--seed", type=int, default=0, help="first seed; digit i uses seed+i (default: %(default)s)")
+    generate.add_argument(
+        "--digit", default=None,
+        help="draw this digit every time (0-9 for MNIST; an export whose manifest records 'digits', see docs/digits.md)",
+    )
     generate.add_argument("--out", default="digits.png", help="FILE.png for a grid, or a FOLDER for grid + one PNG each (default: %(default)s)")
     generate.set_defaults(handler=run_generate)
 
@@ -58,7 +62,7 @@ def run_generate(args):
     from keras_dcgan.serving.session import write_grid, write_pngs
 
     seeds = np.arange(args.seed, args.seed + args.n, dtype=np.int64)
-    images = _generate_images(args, seeds)
+    images = _generate_images(args, seeds, _digit(args.digit))
     out = pathlib.Path(args.out)
     if out.suffix.lower() == ".png":
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -68,21 +72,44 @@ def run_generate(args):
         written = write_pngs(out, images, [f"seed_{seed}" for seed in seeds])
         write_grid(out / "grid.png", images)
         written.append(out / "grid.png")
-    print(f"wrote {len(images)} digits (seeds {seeds[0]}..{seeds[-1]}) to {out}" + (f" ({len(written)} files)" if len(written) > 1 else ""))
+    asked = f", each a {int(args.digit)}," if args.digit is not None else ""
+    print(f"wrote {len(images)} digits{asked} (seeds {seeds[0]}..{seeds[-1]}) to {out}" + (f" ({len(written)} files)" if len(written) > 1 else ""))
     return 0
 
 
-def _generate_images(args, seeds):
-    """float32 [n, 28, 28, 1] in [0, 1] from the chosen back end; latents made here, so seeds agree everywhere."""
-    if args.onnx:
-        from keras_dcgan.serving.session import GeneratorSession
+def _digit(text):
+    """--digit as an integer; its range is the model's to check (argparse's own type errors would print the usage too)."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--digit must be an integer (0-9 for MNIST), got {text!r}") from None
 
-        return GeneratorSession(args.onnx).generate_from_seeds(seeds)
+
+def _generate_images(args, seeds, digit):
+    """float32 [n, 28, 28, 1] in [0, 1] from the chosen back end; latents made here, so seeds agree everywhere."""
+    digits = None if digit is None else np.full(len(seeds), digit, np.int64)
+    if args.onnx:
+        from keras_dcgan.serving.session import GeneratorSession, InputError
+
+        session = GeneratorSession(args.onnx)
+        if digits is None:
+            return session.generate_from_seeds(seeds)
+        try:
+            return session.generate_digits(seeds, digits)
+        except InputError as error:
+            raise ValueError(f"--digit {digit}: {error}") from error
     from keras_dcgan.serving.rest_client import ServingError
 
     backend = f"server {args.server}" if args.server else f"gRPC server {args.grpc}"
     try:
         client = _server_client(args)
+        if digits is not None:  # the server moves the latents: it knows what its digits mean
+            return np.concatenate([
+                client.generate_digits(seeds[start : start + REQUEST_BATCH], digits[start : start + REQUEST_BATCH])
+                for start in range(0, len(seeds), REQUEST_BATCH)
+            ])
         latents = latents_from_seeds(seeds, client.latent_dim())
         batches = [latents[start : start + REQUEST_BATCH] for start in range(0, len(latents), REQUEST_BATCH)]
         return np.concatenate([client.generate(batch) for batch in batches])

@@ -40,6 +40,17 @@ def full_mnist_dir():
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def classifier_cache_dir(tmp_path_factory):
+    """Exports of generators that take digits score them with the evaluation classifier: cache it per test session."""
+    if os.environ.get("KERAS_DCGAN_CACHE_DIR"):
+        yield os.environ["KERAS_DCGAN_CACHE_DIR"]
+        return
+    os.environ["KERAS_DCGAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("classifier_cache_dir"))
+    yield os.environ["KERAS_DCGAN_CACHE_DIR"]
+    del os.environ["KERAS_DCGAN_CACHE_DIR"]
+
+
 def networks_under_policy(config, policy="mixed_bfloat16"):
     """(generator, discriminator) of `config` built under Keras' dtype `policy`; the global policy is restored."""
     import keras
