@@ -38,6 +38,7 @@ import tutorial_dcgan  # noqa: E402
 
 from keras_dcgan.config import TrainConfig  # noqa: E402
 from keras_dcgan.data import load_idx_folder, training_dataset  # noqa: E402
+from keras_dcgan.precision import resolve_precision  # noqa: E402
 from keras_dcgan.training import build_model  # noqa: E402
 
 DEFAULT_DATA_DIR = os.environ.get("KERAS_DCGAN_MNIST_DIR", "/work/shared/data/mnist")
@@ -96,6 +97,7 @@ class ProjectVariant:
 
     def __init__(self, images, overrides, jit_compile=False, fused_batch_norm=True, labels=None):
         self.config = TrainConfig(**{**TrainConfig().to_dict(), **overrides})
+        self.config.precision, _ = resolve_precision(self.config.precision)
         self.name = (f"{self.config.precision}/{self.config.upsampling}{'+xla' if jit_compile else ''}"
                      f"{'' if fused_batch_norm else '+keras-bn'} b{self.config.batch_size}")
         previous = keras.config.dtype_policy()

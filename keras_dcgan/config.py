@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
 UPSAMPLING_MODES = ("transpose", "resize-conv")
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
 # What a config.json written before a field existed meant by its absence: the networks had
 # no refine nor output convolutions (the paper's). Other missing fields take the default.
@@ -64,9 +64,11 @@ class TrainConfig:
     strategy: str = _option("auto", "tf.distribute strategy", choices=STRATEGIES)
     # mixed_bfloat16: 1.50x the float32 img/s of these defaults on this project's CPUs (1.35x for
     # the paper's networks) at equal sample quality (README, quality section); variables,
-    # BatchNorm, outputs, logits and losses stay float32.
+    # BatchNorm, outputs, logits and losses stay float32. Without bf16 hardware it is slower,
+    # so `auto` picks it only where the CPU or GPU has it (precision.py).
     precision: str = _option(
-        "mixed_bfloat16", "Keras dtype policy for training (exports stay float32)", choices=PRECISIONS
+        "auto", "Keras dtype policy for training (exports stay float32); auto: mixed_bfloat16 where the CPU "
+        "(AVX512_BF16, AMX) or GPU computes in bfloat16, else float32", choices=PRECISIONS
     )
     backup_every_steps: int = _option(100, "steps between mid-epoch backups (resume loses at most this much)")
     # Quality measured during training (keras-dcgan evaluate's metrics)

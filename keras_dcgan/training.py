@@ -27,6 +27,7 @@ from keras_dcgan.config import TrainConfig
 from keras_dcgan.data import check_code_labels, load_images, steps_per_epoch, training_dataset
 from keras_dcgan.gan import DCGAN
 from keras_dcgan.networks import build_discriminator, build_generator
+from keras_dcgan.precision import resolve_precision
 from keras_dcgan.strategy import check_workers_agree, describe, finish_together, is_chief, make_strategy, scratch_dir
 
 CONFIG_FILE = "config.json"
@@ -99,7 +100,8 @@ def _train(config, write_dir, chief, resuming, verbose):
     labels = code_labels(config, examples)  # checked before anything is written
     os.makedirs(write_dir, exist_ok=True)
 
-    keras.mixed_precision.set_dtype_policy(config.precision)
+    policy, why = resolve_precision(config.precision)
+    keras.mixed_precision.set_dtype_policy(policy)
     strategy = make_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
@@ -109,7 +111,7 @@ def _train(config, write_dir, chief, resuming, verbose):
     if chief and not resuming:  # only once the run can start: a refused run leaves no config.json
         config.save(os.path.join(write_dir, CONFIG_FILE))
     print(f"Training with {describe(strategy)}; global batch {config.batch_size}, "
-          f"{config.batch_size // replicas} per replica.")
+          f"{config.batch_size // replicas} per replica; precision {policy} ({why}).")
     steps = steps_per_epoch(len(examples), config.batch_size)
     total_steps = steps * config.epochs
     with strategy.scope():
