@@ -114,6 +114,10 @@ def test_evaluate_command_on_a_run(trained_run_dir, classifier_cache, evaluator,
     assert scores["classifier"]["key"] == evaluator.classifier.key  # the cached classifier was reused
     assert scores["generated"]["samples"] == 300
     assert scores["generated"]["fcd"] > scores["real_train_vs_test"]["fcd"]
+    # The run's code learnt the labels, so it takes digits: each is asked for 30 times.
+    assert "asked digits named as asked" in completed.stdout
+    asked = scores["asked_digits"]
+    assert asked["samples"] == 300 and len(asked["per_digit"]) == 10
 
 
 def test_evaluate_refuses_what_is_not_a_generator(tmp_path):
@@ -159,6 +163,7 @@ def test_fit_evaluates_every_n_epochs_and_resumes_the_record(tmp_path, classifie
     assert [record["epoch"] for record in epochs] == [1, 2, 3]
     assert ["fcd" in record for record in epochs] == [False, True, True]  # every 2nd epoch and the last
     assert all("raw_fcd" in record and "d_loss" in record for record in epochs[1:])
+    assert all(record["asked_digits"]["samples"] == 200 for record in epochs[1:])  # the code learns the labels
     assert content["classifier"]["key"] == evaluator.classifier.key
     assert content["real_train_vs_test"]["fcd"] < epochs[-1]["fcd"]
     assert (tmp_path / "metrics.png").stat().st_size > 10_000
@@ -202,7 +207,8 @@ def test_latent_walk_visits_every_seed_and_loops(trained_run_dir, tmp_path):
 
     assert main(["latent-walk", str(trained_run_dir), "--seeds", "5,9,2", "--steps", "4", "--output", str(tmp_path / "walk.gif")]) == 0
     gif = Image.open(tmp_path / "walk.gif")
-    assert gif.n_frames == 12 and gif.size == (28 * 4, 28 * 4)
+    # Pillow merges identical neighbouring frames (a small model may draw two alike): the strip counts them.
+    assert 2 <= gif.n_frames <= 12 and gif.size == (28 * 4, 28 * 4)
     strip = np.asarray(Image.open(tmp_path / "walk.png"))
     assert strip.shape == (3 * 30 + 2, 4 * 30 + 2)  # 3 segments of 4 frames, 2-pixel gaps
     first = open_generator(trained_run_dir).generate(latents_from_seeds([5], 32))
