@@ -7,8 +7,10 @@ integer labels), held in memory (MNIST is 47 MB):
 
 `training_dataset` turns the images into the stream `fit` consumes: float32 in [-1, 1],
 cached, shuffled, batched with the global batch size (dropping the remainder, so every
-replica always gets a full share), repeated, prefetched; with labels, (images, labels)
-batches, for a categorical code that learns them (`code_labels`).
+replica always gets a full share), repeated, prefetched; with labels, {"images", "labels"}
+batches, for a categorical code that learns them (`code_labels`). A dict, not an (x, y) tuple:
+Keras treats a tuple's second item as targets and, under MultiWorkerMirroredStrategy, builds
+compiled losses from them, which fails on the distributed values.
 """
 
 import os
@@ -161,7 +163,7 @@ def check_code_labels(labels, categories):
 
 
 def training_dataset(images, global_batch_size, seed, labels=None):
-    """An endless stream of shuffled float32 batches in [-1, 1] (with int64 labels if given), one epoch after another.
+    """An endless stream of shuffled float32 batches in [-1, 1] (with int64 labels: a dict), one epoch after another.
 
     Shuffling has a fixed seed, so the order of every epoch is reproducible. The explicit
     DATA auto-shard policy makes multi-worker runs split batches, not files (there are none).
@@ -171,8 +173,8 @@ def training_dataset(images, global_batch_size, seed, labels=None):
     if labels is None:
         dataset, scale = tf.data.Dataset.from_tensor_slices(images), scale_images
     else:
-        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-        scale = lambda image_batch, label_batch: (scale_images(image_batch), label_batch)  # noqa: E731
+        dataset = tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels})
+        scale = lambda batch: {"images": scale_images(batch["images"]), "labels": batch["labels"]}  # noqa: E731
     dataset = (
         dataset
         .cache()

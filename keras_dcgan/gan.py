@@ -9,7 +9,7 @@ and each network takes an Adam step on its own loss. With an InfoGAN categorical
 add the code's cross-entropy on the fakes (InfoGAN's lower bound on the mutual information
 between code and image, weight 1 as in the paper for discrete codes) to their loss:
     info_loss = CE(argmax(z[:k]), code_logits(fake))
-With `code_labels` the batches are (images, labels) and the same head also learns the real
+With `code_labels` the batches are {"images", "labels"} and the same head also learns the real
 images' labels, as AC-GAN's auxiliary classifier does (Odena et al. 2017): the discriminator
 adds label_loss = CE(label, code_logits(x)), so the head names digits, and the generator,
 rewarded for making category k recognisable as k, draws digit k in category k.
@@ -59,6 +59,14 @@ class DCGAN(keras.Model):
         # build by calling the model on data.
         self.built = True
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras' build before `fit`, without the batch it would draw to build from: compile() built everything.
+
+        Keras first reduces one distributed batch across replicas, which MultiWorkerMirroredStrategy
+        cannot do for a dict of images and labels ("Attempt to convert a value ({'images': PerReplica...").
+        """
+        super()._maybe_symbolic_build(iterator=None, data_batch=data_batch)
+
     @property
     def metrics(self):
         """d_loss, g_loss, the discriminator's mean outputs D(x) and D(G(z)), info_loss with a code, label_loss with labels."""
@@ -84,7 +92,7 @@ class DCGAN(keras.Model):
         return tf.random.stateless_normal((batch_size, self.latent_dim), seed=seed)
 
     def train_step(self, data):
-        images, labels = data if self.code_labels else (data, None)
+        images, labels = (data["images"], data["labels"]) if self.code_labels else (data, None)
         batch_size = tf.shape(images)[0]
         latent = self.sample_latent(batch_size)
         with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:

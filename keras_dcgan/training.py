@@ -111,7 +111,8 @@ def _train(config, write_dir, chief, resuming, verbose):
     if chief and not resuming:  # only once the run can start: a refused run leaves no config.json
         config.save(os.path.join(write_dir, CONFIG_FILE))
     print(f"Training with {describe(strategy)}; global batch {config.batch_size}, "
-          f"{config.batch_size // replicas} per replica; precision {policy} ({why}).")
+          f"{config.batch_size // replicas} per replica.")
+    print(f"Precision {policy} ({why}).")
     steps = steps_per_epoch(len(examples), config.batch_size)
     total_steps = steps * config.epochs
     with strategy.scope():

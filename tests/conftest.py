@@ -91,11 +91,22 @@ def trained_run_dir(tmp_path_factory):
 
     Read-only for its users: copy it before changing anything in it.
     """
+    run_dir = tmp_path_factory.mktemp("trained_run")
+    train_keeping_policy(small_config(run_dir))
+    return run_dir
+
+
+def train_keeping_policy(config):
+    """Train in this process, then restore the dtype policy training set, so later tests see the one they expect."""
+    import keras
+
     from keras_dcgan.training import train
 
-    run_dir = tmp_path_factory.mktemp("trained_run")
-    train(small_config(run_dir), verbose=0)
-    return run_dir
+    policy = keras.config.dtype_policy()
+    try:
+        return train(config, verbose=0)
+    finally:
+        keras.config.set_dtype_policy(policy)
 
 
 def run_cli(*args, env=None, timeout=600, check=False):

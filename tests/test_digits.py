@@ -13,7 +13,7 @@ from keras_dcgan.digits import check_digits, cycled_digits, digit_latents_from_s
 from keras_dcgan.export import seed_latents
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.training import build_model
-from tests.conftest import run_cli, small_config
+from tests.conftest import run_cli, small_config, train_keeping_policy
 from tests.test_serving_support import start_keras_dcgan_serve
 
 BAD_DIGITS = [-1, 10, 3.5, "7", True, None]
@@ -78,10 +78,8 @@ def test_the_code_head_learns_the_labels_of_real_images(mnist_subset_dir):
 @pytest.fixture(scope="module")
 def digits_run_dir(tmp_path_factory):
     """4 epochs on the 3,000 committed images: about 20 s, enough for the categories to draw their digits."""
-    from keras_dcgan.training import train
-
     run_dir = tmp_path_factory.mktemp("digits_run")
-    train(small_config(run_dir, max_examples=None, epochs=4, backup_every_steps=1000), verbose=0)
+    train_keeping_policy(small_config(run_dir, max_examples=None, epochs=4, backup_every_steps=1000))
     return run_dir
 
 
@@ -124,7 +122,7 @@ def test_the_manifest_records_what_digits_mean_and_how_well_they_were_drawn(digi
 
 
 @pytest.mark.slow
-def test_seed_and_digit_give_the_same_image_on_every_back_end(digits_export, trained_run_dir):
+def test_seed_and_digit_give_the_same_image_on_every_back_end(digits_export, trained_run_dir, tmp_path):
     from keras_dcgan.evaluation.generators import open_generator
     from keras_dcgan.serving.rest_client import RestClient
     from keras_dcgan.serving.session import GeneratorSession
@@ -138,8 +136,12 @@ def test_seed_and_digit_give_the_same_image_on_every_back_end(digits_export, tra
     server = start_keras_dcgan_serve(digits_export.onnx_path)
     try:
         from_server = RestClient(server.url).generate_digits(SEEDS, DIGITS)
+        asked = run_cli("generate", "--server", server.url, "--digit", 7, "--n", 3, "--out", tmp_path / "sevens.png")
+        refused = run_cli("generate", "--server", server.url, "--digit", 10, "--out", tmp_path / "tens.png")
     finally:
         server.stop()
+    assert asked.returncode == 0 and (tmp_path / "sevens.png").is_file(), asked.stderr
+    assert refused.returncode == 2 and "400" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     for images in (from_saved_model.numpy(), from_onnx, from_server):
         np.testing.assert_allclose(images, reference, atol=1e-4)
     assert not np.allclose(from_onnx[:1], session.generate_digits(SEEDS[:1], (DIGITS[:1] + 1) % 10), atol=1e-3)
