@@ -101,7 +101,8 @@ class TrainConfig:
     )
     # AC-GAN's auxiliary classifier (Odena et al. 2017) on the InfoGAN code: the head that
     # names the fakes' category also learns the real images' labels, so category k draws
-    # label k and a caller can ask for a digit (docs/digits.md).
+    # label k and a caller can ask for a digit. Measured interleaved (docs/digits.md): score 9.76
+    # at epoch 2 against 8.09 without, asked digits 99.7 % right at epoch 3, FCD lower at every epoch.
     code_labels: bool = _option(
         True, "with a categorical code: its head also learns the training images' labels, so category k draws "
         "label k (a digit one can ask for); false: the categories are learnt unsupervised (InfoGAN)"
