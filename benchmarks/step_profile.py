@@ -115,9 +115,9 @@ def main(argv=None):
     parser.add_argument("--top", type=int, default=25, help="op types listed per variant")
     args = parser.parse_args(argv)
 
-    images = load_idx_folder(args.data_dir, "train").images
+    examples = load_idx_folder(args.data_dir, "train")
     for text in args.variants.split(","):
-        variant = parse_variant(text, images, batch_size=None)
+        variant = parse_variant(text, examples.images, batch_size=None, labels=examples.labels)
         seconds, totals, parts = profile(variant, args.steps)
         report(variant.name, args.steps, seconds, totals, parts, args.top)
 

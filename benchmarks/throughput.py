@@ -36,6 +36,7 @@ import tutorial_dcgan  # a sibling script: Python puts a script's own folder fir
 
 from keras_dcgan.config import TrainConfig
 from keras_dcgan.data import load_idx_folder, training_dataset
+from keras_dcgan.precision import resolve_precision
 from keras_dcgan.training import build_model
 
 DEFAULT_DATA_DIR = os.environ.get("KERAS_DCGAN_MNIST_DIR", "/work/shared/data/mnist")
@@ -92,8 +93,9 @@ class TutorialVariant:
 class ProjectVariant:
     """The project's DCGAN with TrainConfig defaults plus `overrides`, stepped by its compiled train function."""
 
-    def __init__(self, images, overrides, jit_compile=False, fused_batch_norm=True):
+    def __init__(self, images, overrides, jit_compile=False, fused_batch_norm=True, labels=None):
         self.config = TrainConfig(**{**TrainConfig().to_dict(), **overrides})
+        self.config.precision, _ = resolve_precision(self.config.precision)
         self.name = (f"{self.config.precision}/{self.config.upsampling}{'+xla' if jit_compile else ''}"
                      f"{'' if fused_batch_norm else '+keras-bn'} b{self.config.batch_size}")
         previous = keras.config.dtype_policy()
@@ -106,7 +108,8 @@ class ProjectVariant:
         self.batch_size = self.config.batch_size
         self.model.make_train_function()
         self.train_function = self.model.train_function
-        self.iterator = iter(training_dataset(images, self.batch_size, self.config.seed))
+        labels = labels if self.config.code_labels and self.config.categorical_code else None
+        self.iterator = iter(training_dataset(images, self.batch_size, self.config.seed, labels=labels))
         self.flops = train_flops_per_image(self.model.generator, self.model.discriminator)
 
     def run(self, steps):
@@ -130,7 +133,7 @@ def parse_overrides(text, separator=","):
     return overrides
 
 
-def parse_variant(text, images, batch_size):
+def parse_variant(text, images, batch_size, labels=None):
     """"tutorial", or PRECISION[/UPSAMPLING][+xla][+keras-bn][@FIELD:VALUE&FIELD:VALUE...] for the project's model."""
     if text == "tutorial":
         return TutorialVariant(images)
@@ -142,7 +145,9 @@ def parse_variant(text, images, batch_size):
     if batch_size:
         overrides["batch_size"] = batch_size
     overrides.update(parse_overrides(extra, separator="&"))
-    variant = ProjectVariant(images, overrides, jit_compile="+xla" in text, fused_batch_norm="+keras-bn" not in text)
+    variant = ProjectVariant(
+        images, overrides, jit_compile="+xla" in text, fused_batch_norm="+keras-bn" not in text, labels=labels
+    )
     if extra:
         variant.name += f" @{extra}"
     return variant
@@ -165,8 +170,8 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=None, help="batch size of the project variants (default: TrainConfig's)")
     args = parser.parse_args(argv)
 
-    images = load_idx_folder(args.data_dir, "train").images
-    variants = [parse_variant(text, images, args.batch_size) for text in args.variants.split(",")]
+    examples = load_idx_folder(args.data_dir, "train")
+    variants = [parse_variant(text, examples.images, args.batch_size, examples.labels) for text in args.variants.split(",")]
     for variant in variants:
         variant.run(5)  # trace and warm up
     rates = {variant.name: [] for variant in variants}

@@ -10,7 +10,8 @@ epoch each is scored with `keras-dcgan evaluate`'s metrics (FCD etc. on --sample
 latents against the test split; the clock is stopped while scoring). Variants with a weight
 average are scored on the average (`ema`) and on the last weights (`raw`). The item
 `batch_norm:keras` trains a variant with Keras' own BatchNormalization instead of the fused
-kernel (keras_dcgan/fused_batch_norm.py).
+kernel (keras_dcgan/fused_batch_norm.py). Variants whose code learns the labels (`code_labels`)
+are also asked for each digit in turn (--samples seeds) and print the share drawn as asked.
 
 Printed: a table per epoch, then, with T = the tutorial's best FCD over its epochs, the
 training seconds each model needed to first reach T and T/4 (and T/10).
@@ -29,6 +30,7 @@ import tutorial_dcgan
 
 from keras_dcgan import image_grid
 from keras_dcgan.data import steps_per_epoch
+from keras_dcgan.evaluation.asked_digits import measure_asked_digits
 from keras_dcgan.evaluation.command import make_evaluator
 from keras_dcgan.image_range import to_unit_range
 from keras_dcgan.inference_generator import inference_generator
@@ -53,9 +55,9 @@ KERAS_BATCH_NORM = "batch_norm:keras"
 
 
 class Project:
-    def __init__(self, name, images, overrides, fused_batch_norm=True):
+    def __init__(self, name, images, overrides, fused_batch_norm=True, labels=None):
         self.name = name
-        self.variant = throughput.ProjectVariant(images, overrides, fused_batch_norm=fused_batch_norm)
+        self.variant = throughput.ProjectVariant(images, overrides, fused_batch_norm=fused_batch_norm, labels=labels)
         self.steps = steps_per_epoch(len(images), self.variant.batch_size)
 
     def train_epoch(self):
@@ -71,6 +73,10 @@ class Project:
         if not config.generator_ema:
             return {"": sample(averaged)}
         return {"ema": sample(averaged), "raw": sample(inference_generator(config, model.generator))}
+
+    def takes_digits(self):
+        config = self.variant.config
+        return config.code_labels and config.categorical_code
 
 
 def main(argv=None):
@@ -92,7 +98,7 @@ def main(argv=None):
         fields = overrides.split(",")
         fused_batch_norm = KERAS_BATCH_NORM not in fields
         fields = ",".join(field for field in fields if field != KERAS_BATCH_NORM)
-        models.append(Project(name, images, throughput.parse_overrides(fields), fused_batch_norm))
+        models.append(Project(name, images, throughput.parse_overrides(fields), fused_batch_norm, evaluator.train.labels))
     real = evaluator.real_reference(args.samples)
     print(f"real (train vs test, {args.samples}): FCD {real.fcd:.3f}, score {real.classifier_score:.3f}, "
           f"class KL {real.class_kl:.4f}, unsure {real.unsure_share:.1%}, checkerboard {real.checkerboard:.3f}", flush=True)
@@ -107,8 +113,16 @@ def main(argv=None):
             for label, sample in model.samplers().items():
                 name = f"{model.name}/{label}" if label else model.name
                 latents = latents_from_seeds(range(args.samples), _latent_dim(model))
-                scores = evaluator.evaluate(np.concatenate([sample(latents[i : i + 500]) for i in range(0, len(latents), 500)]))
+                scores = evaluator.evaluate(_in_batches(sample, latents))
                 record = {"model": name, "epoch": epoch, "train_seconds": clocks[model.name], **scores.to_dict()}
+                asked = ""
+                if isinstance(model, Project) and model.takes_digits():
+                    digits = measure_asked_digits(
+                        lambda latents: _in_batches(sample, latents), evaluator.classifier, _latent_dim(model),
+                        model.variant.config.categorical_code, args.samples,
+                    )
+                    record["asked_digits"] = digits.to_dict()
+                    asked = f"  asked {digits.accuracy:.2%} (worst {min(digits.per_digit):.1%})"
                 records.append(record)
                 if args.grids:
                     write_grid(os.path.join(args.grids, f"{name.replace('/', '-')}-epoch{epoch:02d}.png"), sample, _latent_dim(model))
@@ -116,13 +130,17 @@ def main(argv=None):
                     f"epoch {epoch:2d} {name:22} {clocks[model.name]:7.0f} s  FCD {scores.fcd:8.3f}  "
                     f"score {scores.classifier_score:.3f}  KL {scores.class_kl:.4f}  "
                     f"classes {min(scores.class_shares):.1%}-{max(scores.class_shares):.1%}  "
-                    f"unsure {scores.unsure_share:.1%}  checkerboard {scores.checkerboard:.2f}",
+                    f"unsure {scores.unsure_share:.1%}  checkerboard {scores.checkerboard:.2f}{asked}",
                     flush=True,
                 )
         if args.json:
             with open(args.json, "w") as file:
                 json.dump({"real": real.to_dict(), "records": records}, file, indent=1)
     summarize(records)
+
+
+def _in_batches(sample, latents, batch_size=500):
+    return np.concatenate([sample(latents[start : start + batch_size]) for start in range(0, len(latents), batch_size)])
 
 
 def write_grid(path, sample, latent_dim):

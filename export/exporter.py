@@ -3,7 +3,8 @@
     <export_root>/<name>/<version>/
         saved_model.pb, variables/, fingerprint.pb, assets/   TF Serving (see saved_model.py)
         generator.onnx                                        onnxruntime (see onnx_export.py)
-        manifest.json                                         what is in the folder (see manifest.py)
+        manifest.json                                         what is in the folder (see manifest.py), and
+                                                              for a generator that takes digits, how well (digit_input.py)
 
 TF Serving ignores the extra files in a version folder. The folder appears all at once,
 after parity checks passed (see version_folder.py); a failed export leaves nothing behind.
@@ -16,6 +17,7 @@ import tensorflow as tf
 
 from keras_dcgan.data import IMAGE_SHAPE
 from keras_dcgan.export import version_folder
+from keras_dcgan.export.digit_input import describe_digits, digit_categories
 from keras_dcgan.export.edge_variants import write_edge_variants
 from keras_dcgan.export.errors import ExportError
 from keras_dcgan.export.generator_source import load_generator_source, recorded_quality
@@ -51,10 +53,13 @@ def export_generator(run_dir, export_root, name="dcgan", version=None, epoch=Non
     source = load_generator_source(run_dir, epoch)  # before any folder is made: a bad run dir leaves nothing
 
     with version_folder.staged_version_folder(base_path, version) as staging:
-        save_saved_model(source.generator, source.latent_dim, staging)
+        categories = digit_categories(source.config)
+        save_saved_model(source.generator, source.latent_dim, staging, categories)
         opset = export_onnx(source.generator, source.latent_dim, os.path.join(staging, ONNX_FILE))
         saved_model = tf.saved_model.load(staging)
-        parity = measure_parity(source.generator, source.latent_dim, saved_model, os.path.join(staging, ONNX_FILE))
+        parity = measure_parity(
+            source.generator, source.latent_dim, saved_model, os.path.join(staging, ONNX_FILE), digit_categories=categories
+        )
         variants = write_edge_variants(staging, ONNX_FILE, source.latent_dim) if edge_variants else None
         manifest = build_manifest(
             model_name=name,
@@ -74,6 +79,7 @@ def export_generator(run_dir, export_root, name="dcgan", version=None, epoch=Non
             parity=parity,
             quality=recorded_quality(source.run_dir, source.epoch),
             variants=variants,
+            digits=describe_digits(source),
         )
         write_manifest(staging, manifest)
 

@@ -2,7 +2,8 @@
 
 `quality` holds the sample-quality scores `fit --eval-every` recorded for the exported epoch
 (null when none were). Serving relies on: latent_dim, image_shape, value_range, onnx.{file, input, output},
-signatures, and files[path].sha256 (every file of the folder except manifest.json itself).
+signatures, and files[path].sha256 (every file of the folder except manifest.json itself); `digits`
+(export/digit_input.py) only for a generator that takes digits.
 """
 
 import datetime
@@ -35,7 +36,7 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def build_manifest(*, model_name, version, latent_dim, image_shape, onnx, signatures, folder, source, parity, quality, variants=None):
+def build_manifest(*, model_name, version, latent_dim, image_shape, onnx, signatures, folder, source, parity, quality, variants=None, digits=None):
     manifest = {
         "format_version": FORMAT_VERSION,
         "model_name": model_name,
@@ -53,6 +54,8 @@ def build_manifest(*, model_name, version, latent_dim, image_shape, onnx, signat
     }
     if variants:
         manifest["onnx_variants"] = variants
+    if digits:
+        manifest["digits"] = digits
     return manifest
 
 

@@ -2,7 +2,9 @@
 
 All run on the same latents (seeded, `keras_dcgan.latents`) at batch 1 and batch 64; the
 reference is the generator in inference mode mapped to [0, 1]. Any max abs difference above
-the tolerance raises ParityError, and the export leaves nothing behind.
+the tolerance raises ParityError, and the export leaves nothing behind. A SavedModel with the
+`generate_digits` signature is checked against the Keras generator on the same seeds, each
+asked for digit seed % categories (latents moved by `keras_dcgan.digits`).
 """
 
 import numpy as np
@@ -10,7 +12,8 @@ import tensorflow as tf
 
 from keras_dcgan.export.errors import ParityError
 from keras_dcgan.export.onnx_export import INPUT_NAME, OUTPUT_NAME
-from keras_dcgan.export.saved_model import DEFAULT_SIGNATURE, SEEDS_SIGNATURE
+from keras_dcgan.digits import cycled_digits, latents_for_digits
+from keras_dcgan.export.saved_model import DEFAULT_SIGNATURE, DIGITS_SIGNATURE, SEEDS_SIGNATURE
 from keras_dcgan.image_range import to_unit_range
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.serving.onnx_session import open_session
@@ -23,7 +26,7 @@ def keras_images(generator, latents):
     return to_unit_range(generator(latents, training=False).numpy())
 
 
-def measure_parity(generator, latent_dim, saved_model, onnx_path, tolerance=TOLERANCE):
+def measure_parity(generator, latent_dim, saved_model, onnx_path, tolerance=TOLERANCE, digit_categories=0):
     """{"tolerance", "seeds", "max_abs_difference": {...}} for a loaded SavedModel and an ONNX file.
 
     Raises ParityError above the tolerance.
@@ -42,6 +45,11 @@ def measure_parity(generator, latent_dim, saved_model, onnx_path, tolerance=TOLE
         differences[f"saved_model_batch_{batch}"] = _max_abs(from_saved_model.numpy(), expected)
         differences[f"saved_model_seeds_batch_{batch}"] = _max_abs(from_seeds.numpy(), expected)
         differences[f"onnx_batch_{batch}"] = _max_abs(from_onnx, expected)
+    if digit_categories:
+        digits = cycled_digits(len(seeds), digit_categories)
+        expected = keras_images(generator, latents_for_digits(latents, digits, digit_categories))
+        from_digits = saved_model.signatures[DIGITS_SIGNATURE](seeds=tf.constant(seeds), digits=tf.constant(digits))["images"]
+        differences["saved_model_digits"] = _max_abs(from_digits.numpy(), expected)
     too_far = {name: value for name, value in differences.items() if not value <= tolerance}
     if too_far:
         described = ", ".join(f"{name} {value:.3g}" for name, value in too_far.items())

@@ -3,6 +3,8 @@
     serving_default      latent float32 [batch, latent_dim] -> images float32 [batch, 28, 28, 1] in [0, 1]
     generate_png         latent float32 [batch, latent_dim] -> png_bytes string [batch] (8-bit grey PNGs)
     generate_from_seeds  seeds int64 [batch] in [0, 2**31 - 1] -> images, as above
+    generate_digits      seeds int64 [batch], digits int64 [batch] -> images of those digits
+                         (only for a generator whose code learnt the labels: keras_dcgan/digits.py)
 
 Images are the generator's tanh output mapped from [-1, 1] to [0, 1]. TF Serving's REST API
 returns outputs whose names end in `_bytes` as {"b64": ...}. The saved graph holds only core
@@ -17,14 +19,14 @@ from keras_dcgan.export import seed_latents
 DEFAULT_SIGNATURE = "serving_default"
 PNG_SIGNATURE = "generate_png"
 SEEDS_SIGNATURE = "generate_from_seeds"
-SIGNATURE_NAMES = (DEFAULT_SIGNATURE, PNG_SIGNATURE, SEEDS_SIGNATURE)
+DIGITS_SIGNATURE = "generate_digits"
 SAVED_MODEL_FILE = "saved_model.pb"
 
 
 class GeneratorModule(tf.Module):
-    """Holds the generator's variables and the three signature functions."""
+    """Holds the generator's variables and the signature functions (`digit_categories`: 0 for none)."""
 
-    def __init__(self, generator, latent_dim):
+    def __init__(self, generator, latent_dim, digit_categories=0):
         super().__init__(name="dcgan_generator")
         self.generator = generator
         self.generator_variables = list(generator.variables)  # tracked, so they are saved
@@ -34,6 +36,9 @@ class GeneratorModule(tf.Module):
         self.images = tf.function(self._images, input_signature=[latent])
         self.png = tf.function(self._png, input_signature=[latent])
         self.from_seeds = tf.function(self._from_seeds, input_signature=[seeds])
+        self.digit_categories = digit_categories
+        digits = tf.TensorSpec([None], tf.int64, name="digits")
+        self.digits = tf.function(self._digits, input_signature=[seeds, digits]) if digit_categories else None
 
     def to_unit_range(self, latent):
         # training=False: BatchNorm uses its moving statistics, so no image depends on the rest of its batch.
@@ -50,13 +55,18 @@ class GeneratorModule(tf.Module):
     def _from_seeds(self, seeds):
         return {"images": self.to_unit_range(seed_latents.latents_from_seeds(seeds, self.latent_dim))}
 
+    def _digits(self, seeds, digits):
+        latents = seed_latents.latents_from_seeds(seeds, self.latent_dim)
+        return {"images": self.to_unit_range(seed_latents.latents_for_digits(latents, digits, self.digit_categories))}
+
     def signatures(self):
-        return {DEFAULT_SIGNATURE: self.images, PNG_SIGNATURE: self.png, SEEDS_SIGNATURE: self.from_seeds}
+        signatures = {DEFAULT_SIGNATURE: self.images, PNG_SIGNATURE: self.png, SEEDS_SIGNATURE: self.from_seeds}
+        return {**signatures, DIGITS_SIGNATURE: self.digits} if self.digits else signatures
 
 
-def save_saved_model(generator, latent_dim, directory):
+def save_saved_model(generator, latent_dim, directory, digit_categories=0):
     """Write the SavedModel files (saved_model.pb, variables/, ...) into `directory`."""
-    module = GeneratorModule(generator, latent_dim)
+    module = GeneratorModule(generator, latent_dim, digit_categories)
     tf.saved_model.save(module, directory, signatures=module.signatures())
 
 
@@ -66,7 +76,7 @@ def describe_signatures(loaded):
     Shapes list null for the dynamic batch dimension.
     """
     described = {}
-    for name in SIGNATURE_NAMES:
+    for name in sorted(loaded.signatures):
         function = loaded.signatures[name]
         inputs = function.structured_input_signature[1]
         described[name] = {

@@ -1,4 +1,5 @@
-"""A TensorFlow port of `keras_dcgan.latents.latents_from_seeds`, for the `generate_from_seeds` signature.
+"""TensorFlow ports of `keras_dcgan.latents.latents_from_seeds` and `keras_dcgan.digits.latents_for_digits`,
+for the `generate_from_seeds` and `generate_digits` signatures.
 
 The same int64 bitwise operations and multiplications as the numpy version (every product
 of a 32-bit value and a constant below 2**31 fits in int64), and float64 for log, cos and
@@ -39,3 +40,25 @@ def latents_from_seeds(seeds, latent_dim):
     uniform_2 = (tf.cast(second, tf.float64) + 0.5) / 2.0**32
     normal = tf.sqrt(-2.0 * tf.math.log(uniform_1)) * tf.cos(2.0 * np.pi * uniform_2)
     return tf.cast(normal, tf.float32)
+
+
+def latents_for_digits(latents, digits, categories):
+    """float32 latents [batch, d] with the largest of the first `categories` values swapped to each digit's position.
+
+    Values are moved, never computed (tf.where), so the result is bit-identical to the numpy version.
+    """
+    digits = tf.reshape(tf.cast(digits, tf.int64), [-1])
+    checks = [
+        tf.debugging.assert_equal(tf.shape(digits)[0], tf.shape(latents)[0], message="give one digit per seed"),
+        tf.debugging.assert_greater_equal(digits, tf.constant(0, tf.int64), message=f"digits must be in [0, {categories - 1}]"),
+        tf.debugging.assert_less(digits, tf.constant(categories, tf.int64), message=f"digits must be in [0, {categories - 1}]"),
+    ]
+    with tf.control_dependencies(checks):
+        code = latents[:, :categories]
+    current = tf.argmax(code, axis=-1)
+    at_current = tf.one_hot(current, categories, on_value=True, off_value=False)
+    at_digit = tf.one_hot(digits, categories, on_value=True, off_value=False)
+    largest = tf.reduce_max(code, axis=-1, keepdims=True)
+    digit_value = tf.gather(code, digits, batch_dims=1)[:, tf.newaxis]
+    swapped = tf.where(at_digit, largest, tf.where(at_current, digit_value, code))
+    return tf.concat([swapped, latents[:, categories:]], axis=-1)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
 UPSAMPLING_MODES = ("transpose", "resize-conv")
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
 
 def _option(default, help, **kwargs):
@@ -67,9 +67,11 @@ class TrainConfig:
     )
     seed: int = _option(0, "seed of data order, latents and weight initialisation")
     # mixed_bfloat16 trains the defaults at 1.5x the float32 images/s on AVX-512 bf16 CPUs at equal
-    # sample quality; variables, BatchNorm, outputs, logits and losses stay float32.
+    # sample quality; variables, BatchNorm, outputs, logits and losses stay float32. Without bf16
+    # hardware it is slower, so `auto` picks it only where the CPU or GPU has it (precision.py).
     precision: str = _option(
-        "mixed_bfloat16", "Keras dtype policy for training (exports stay float32)", choices=PRECISIONS
+        "auto", "Keras dtype policy for training (exports stay float32); auto: mixed_bfloat16 where the CPU "
+        "(AVX512_BF16, AMX) or GPU computes in bfloat16, else float32", choices=PRECISIONS
     )
     # Networks
     latent_dim: int = _option(100, "size of the generator's input noise vector")
@@ -88,6 +90,14 @@ class TrainConfig:
     categorical_code: int = _option(
         10, "categories of an InfoGAN code read from the latent (the largest of its first K values), which the "
         "discriminator learns to name from the image (0: none, the paper's DCGAN)"
+    )
+    # AC-GAN's auxiliary classifier (Odena et al. 2017) on the InfoGAN code: the head that
+    # names the fakes' category also learns the real images' labels, so category k draws
+    # label k and a caller can ask for a digit. Measured interleaved (docs/digits.md): score 9.76
+    # at epoch 2 against 8.09 without, asked digits 99.7 % right at epoch 3, FCD lower at every epoch.
+    code_labels: bool = _option(
+        True, "with a categorical code: its head also learns the training images' labels, so category k draws "
+        "label k (a digit one can ask for); false: the categories are learnt unsupervised (InfoGAN)"
     )
     discriminator_filters: int = _option(64, "channels of the discriminator's first layer (its second has twice as many)")
     # Layers at 14x14 widen what the discriminator sees before it downsamples: one reaches a given

@@ -7,7 +7,10 @@ integer labels), held in memory (MNIST is 47 MB):
 
 `training_dataset` turns the images into the stream `fit` consumes: float32 in [-1, 1],
 cached, shuffled, batched with the global batch size (dropping the remainder, so every
-replica always gets a full share), repeated, prefetched.
+replica always gets a full share), repeated, prefetched; with labels, {"images", "labels"}
+batches, for a categorical code that learns them (`code_labels`). A dict, not an (x, y) tuple:
+Keras treats a tuple's second item as targets and, under MultiWorkerMirroredStrategy, builds
+compiled losses from them, which fails on the distributed values.
 """
 
 import os
@@ -148,20 +151,36 @@ def scale_images(images):
     return tf.cast(images, tf.float32) / 127.5 - 1.0
 
 
-def training_dataset(images, global_batch_size, seed):
-    """An endless stream of shuffled float32 batches in [-1, 1], one epoch after another.
+def check_code_labels(labels, categories):
+    """The labels as categories of a code with `categories` values, or a DataError saying what to change."""
+    if labels.min() < 0 or labels.max() >= categories:
+        raise DataError(
+            f"the training labels run from {labels.min()} to {labels.max()}, but the categorical code has "
+            f"{categories} categories (0 to {categories - 1}): pass --categorical-code {labels.max() + 1}, "
+            "or --no-code-labels to learn the categories without labels"
+        )
+    return labels
+
+
+def training_dataset(images, global_batch_size, seed, labels=None):
+    """An endless stream of shuffled float32 batches in [-1, 1] (with int64 labels: a dict), one epoch after another.
 
     Shuffling has a fixed seed, so the order of every epoch is reproducible. The explicit
     DATA auto-shard policy makes multi-worker runs split batches, not files (there are none).
     """
     import tensorflow as tf
 
+    if labels is None:
+        dataset, scale = tf.data.Dataset.from_tensor_slices(images), scale_images
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels})
+        scale = lambda batch: {"images": scale_images(batch["images"]), "labels": batch["labels"]}  # noqa: E731
     dataset = (
-        tf.data.Dataset.from_tensor_slices(images)
+        dataset
         .cache()
         .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         .batch(global_batch_size, drop_remainder=True)
-        .map(scale_images, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(scale, num_parallel_calls=tf.data.AUTOTUNE)
         .repeat()
         .prefetch(tf.data.AUTOTUNE)
     )

@@ -9,6 +9,10 @@ and each network takes an Adam step on its own loss. With an InfoGAN categorical
 add the code's cross-entropy on the fakes (InfoGAN's lower bound on the mutual information
 between code and image, weight 1 as in the paper for discrete codes) to their loss:
     info_loss = CE(argmax(z[:k]), code_logits(fake))
+With `code_labels` the batches are {"images", "labels"} and the same head also learns the real
+images' labels, as AC-GAN's auxiliary classifier does (Odena et al. 2017): the discriminator
+adds label_loss = CE(label, code_logits(x)), so the head names digits, and the generator,
+rewarded for making category k recognisable as k, draws digit k in category k.
 
 Written for tf.distribute (see the project's ENVIRONMENT notes):
 - `call(images)` returns the discriminator's logits, so Keras can build the model under
@@ -28,13 +32,14 @@ from keras_dcgan.categorical_code import code_indices
 
 
 class DCGAN(keras.Model):
-    def __init__(self, generator, discriminator, latent_dim, seed=0, categorical_code=0, **kwargs):
+    def __init__(self, generator, discriminator, latent_dim, seed=0, categorical_code=0, code_labels=False, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = latent_dim
         self.seed = seed
         self.categorical_code = categorical_code
+        self.code_labels = bool(code_labels and categorical_code)
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
         self.code_loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -42,6 +47,7 @@ class DCGAN(keras.Model):
         self.real_score_tracker = keras.metrics.Mean(name="real_score")
         self.fake_score_tracker = keras.metrics.Mean(name="fake_score")
         self.info_loss_tracker = keras.metrics.Mean(name="info_loss") if categorical_code else None
+        self.label_loss_tracker = keras.metrics.Mean(name="label_loss") if self.code_labels else None
 
     def compile(self, generator_optimizer, discriminator_optimizer, **kwargs):
         super().compile(**kwargs)
@@ -53,11 +59,19 @@ class DCGAN(keras.Model):
         # build by calling the model on data.
         self.built = True
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras' build before `fit`, without the batch it would draw to build from: compile() built everything.
+
+        Keras first reduces one distributed batch across replicas, which MultiWorkerMirroredStrategy
+        cannot do for a dict of images and labels ("Attempt to convert a value ({'images': PerReplica...").
+        """
+        super()._maybe_symbolic_build(iterator=None, data_batch=data_batch)
+
     @property
     def metrics(self):
-        """d_loss, g_loss, the discriminator's mean outputs D(x) and D(G(z)), and info_loss with a code."""
+        """d_loss, g_loss, the discriminator's mean outputs D(x) and D(G(z)), info_loss with a code, label_loss with labels."""
         trackers = [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
-        return trackers + [self.info_loss_tracker] if self.info_loss_tracker else trackers
+        return trackers + [tracker for tracker in (self.info_loss_tracker, self.label_loss_tracker) if tracker]
 
     @property
     def global_step(self):
@@ -77,12 +91,13 @@ class DCGAN(keras.Model):
         seed = tf.stack([tf.constant(self.seed, tf.int64), step * 1024 + tf.cast(replica_id, tf.int64)])
         return tf.random.stateless_normal((batch_size, self.latent_dim), seed=seed)
 
-    def train_step(self, images):
+    def train_step(self, data):
+        images, labels = (data["images"], data["labels"]) if self.code_labels else (data, None)
         batch_size = tf.shape(images)[0]
         latent = self.sample_latent(batch_size)
         with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
             fake_images = self.generator(latent, training=True)
-            real_logits, _ = self._split(self.discriminator(images, training=True))
+            real_logits, real_code_logits = self._split(self.discriminator(images, training=True))
             fake_logits, code_logits = self._split(self.discriminator(fake_images, training=True))
             real_labels = tf.ones_like(real_logits)
             d_loss = self.loss_fn(real_labels, real_logits) + self.loss_fn(tf.zeros_like(fake_logits), fake_logits)
@@ -90,7 +105,9 @@ class DCGAN(keras.Model):
             info_loss = tf.zeros_like(d_loss)
             if self.categorical_code:
                 info_loss = self.code_loss_fn(code_indices(latent, self.categorical_code), code_logits)
-            d_total, g_total = d_loss + info_loss, g_loss + info_loss  # inside the tapes, which record only there
+            label_loss = self.code_loss_fn(labels, real_code_logits) if self.code_labels else tf.zeros_like(d_loss)
+            # inside the tapes, which record only there
+            d_total, g_total = d_loss + info_loss + label_loss, g_loss + info_loss
 
         discriminator_variables = self.discriminator.trainable_variables
         generator_variables = self.generator.trainable_variables
@@ -106,6 +123,8 @@ class DCGAN(keras.Model):
         self.g_loss_tracker.update_state(g_loss * replicas)
         if self.categorical_code:
             self.info_loss_tracker.update_state(info_loss * replicas)
+        if self.code_labels:
+            self.label_loss_tracker.update_state(label_loss * replicas)
         self.real_score_tracker.update_state(tf.sigmoid(real_logits))
         self.fake_score_tracker.update_state(tf.sigmoid(fake_logits))
         return {metric.name: tf.reshape(metric.result(), [1]) for metric in self.metrics}

@@ -16,9 +16,10 @@ import numpy as np
 from keras_dcgan import image_grid
 from keras_dcgan.callbacks import CheckpointSaver, DivergenceGuard, SampleGrids, ScalarSummaries
 from keras_dcgan.checkpoints import TrainingCheckpoints
-from keras_dcgan.data import load_images, steps_per_epoch, training_dataset
+from keras_dcgan.data import check_code_labels, load_images, steps_per_epoch, training_dataset
 from keras_dcgan.gan import DCGAN
 from keras_dcgan.networks import build_discriminator, build_generator
+from keras_dcgan.precision import resolve_precision
 from keras_dcgan.run_dir import RunDir
 from keras_dcgan.strategy import check_workers_agree, describe, finish_together, is_chief, make_strategy, scratch_dir
 
@@ -39,7 +40,10 @@ def build_model(config, fused_batch_norm=True):
     """
     generator = build_generator(config, fused_batch_norm=fused_batch_norm)
     discriminator = build_discriminator(config, fused_batch_norm=fused_batch_norm)
-    model = DCGAN(generator, discriminator, config.latent_dim, seed=config.seed, categorical_code=config.categorical_code)
+    model = DCGAN(
+        generator, discriminator, config.latent_dim, seed=config.seed, categorical_code=config.categorical_code,
+        code_labels=config.code_labels,
+    )
     model.compile(
         generator_optimizer=keras.optimizers.Adam(
             config.generator_lr, beta_1=config.beta1,
@@ -85,6 +89,7 @@ def train(config, options, verbose="auto"):
 def _train(config, options, run, output, resuming, verbose):
     """`run` is the run dir read from; `output` is where this worker writes (the run dir on the chief)."""
     examples = load_images(config, "train", data_dir=options.data_dir)
+    labels = code_labels(config, examples)  # checked before anything is written
     strategy = _start_strategy(config, options.strategy)
     output.create()
     if output is run and not resuming:  # only once the run can start: a refused run leaves no config.json
@@ -92,7 +97,7 @@ def _train(config, options, run, output, resuming, verbose):
     steps = steps_per_epoch(len(examples), config.batch_size)
     model, checkpoints, start_step = _build_or_resume(config, strategy, run, output, steps, options.epochs)
     callbacks = _callbacks(config, options, checkpoints, output, chief=output is run)
-    dataset = training_dataset(examples.images, config.batch_size, config.seed)
+    dataset = training_dataset(examples.images, config.batch_size, config.seed, labels=labels)
 
     started = time.perf_counter()
     history = _fit(model, dataset, callbacks, start_step, steps, options.epochs, verbose)
@@ -114,7 +119,8 @@ def _train(config, options, run, output, resuming, verbose):
 
 def _start_strategy(config, strategy_name):
     """Set the precision policy and make the tf.distribute strategy, checked to split the batch evenly."""
-    keras.mixed_precision.set_dtype_policy(config.precision)
+    policy, why = resolve_precision(config.precision)
+    keras.mixed_precision.set_dtype_policy(policy)
     strategy = make_strategy(strategy_name)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
@@ -123,6 +129,7 @@ def _start_strategy(config, strategy_name):
         )
     print(f"Training with {describe(strategy)}; global batch {config.batch_size}, "
           f"{config.batch_size // replicas} per replica.")
+    print(f"Precision {policy} ({why}).")
     return strategy
 
 
@@ -190,6 +197,13 @@ def _save_final_artefacts(config, model, output, write_gif, epochs):
     if write_gif and frames:
         image_grid.write_gif(output.progress_gif_path, frames)
     return generator
+
+
+def code_labels(config, examples):
+    """The labels the code's head learns, or None when the run learns its categories unsupervised."""
+    if not (config.code_labels and config.categorical_code):
+        return None
+    return check_code_labels(examples.labels, config.categorical_code)
 
 
 def _extend(history, new_history):

@@ -69,6 +69,10 @@ def add_generate_command(commands):
     generate.add_argument("--version", type=int, default=None, help="served model version (default: the latest)")
     generate.add_argument("--n", type=digit_count, default=16, help=f"number of digits, at most {MAX_GENERATE:,} (default: %(default)s)")
     generate.add_argument("--seed", type=int, default=0, help="first seed; digit i uses seed+i (default: %(default)s)")
+    generate.add_argument(
+        "--digit", default=None,
+        help="draw this digit every time (0-9 for MNIST; an export whose manifest records 'digits', see docs/digits.md)",
+    )
     generate.add_argument("--out", default="digits.png", help="FILE.png for a grid, or a FOLDER for grid + one PNG each (default: %(default)s)")
     generate.add_argument("--no-verify", action="store_true", help="run an --onnx file that has no manifest.json beside it, unchecked")
     generate.set_defaults(handler=run_generate)
@@ -83,14 +87,15 @@ def run_generate(args):
     grid_path = out if out.suffix.lower() == ".png" else out / "grid.png"
     _check_writable(grid_path.parent)  # before any work: a typo in --out loses nothing
     seeds = np.arange(args.seed, args.seed + args.n, dtype=np.int64)
-    images = _generate_images(args, seeds)
+    images = _generate_images(args, seeds, _digit(args.digit))
     try:
         written = [] if grid_path == out else write_pngs(out, images, [f"seed_{seed}" for seed in seeds])
         write_grid(grid_path, images)
     except OSError as error:
         raise ValueError(f"cannot write {error.filename or out}: {error.strerror or error}") from error
     written.append(grid_path)
-    print(f"wrote {len(images)} digits (seeds {seeds[0]}..{seeds[-1]}) to {out}" + (f" ({len(written)} files)" if len(written) > 1 else ""))
+    asked = f", each a {int(args.digit)}," if args.digit is not None else ""
+    print(f"wrote {len(images)} digits{asked} (seeds {seeds[0]}..{seeds[-1]}) to {out}" + (f" ({len(written)} files)" if len(written) > 1 else ""))
     return 0
 
 
@@ -103,18 +108,40 @@ def _check_writable(folder):
         raise ValueError(f"cannot write in the output folder {folder}: permission denied")
 
 
-def _generate_images(args, seeds):
+def _digit(text):
+    """--digit as an integer; its range is the model's to check (argparse's own type errors would print the usage too)."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--digit must be an integer (0-9 for MNIST), got {text!r}") from None
+
+
+def _generate_images(args, seeds, digit):
     """float32 [n, 28, 28, 1] in [0, 1] from the chosen back end, REQUEST_BATCH at a time; latents made here, so seeds agree everywhere."""
+    digits = None if digit is None else np.full(len(seeds), digit, np.int64)
     if args.onnx:
-        from keras_dcgan.serving.session import GeneratorSession
+        from keras_dcgan.serving.session import GeneratorSession, InputError
 
         session = GeneratorSession(args.onnx, verify=not args.no_verify)
-        return np.concatenate([session.generate_from_seeds(batch) for batch in _batches(seeds)])
+        if digits is None:
+            return np.concatenate([session.generate_from_seeds(batch) for batch in _batches(seeds)])
+        try:
+            return np.concatenate([
+                session.generate_digits(seed_batch, digit_batch) for seed_batch, digit_batch in zip(_batches(seeds), _batches(digits))
+            ])
+        except InputError as error:
+            raise ValueError(f"--digit {digit}: {error}") from error
     from keras_dcgan.serving.rest_client import ServingError
 
     backend = f"server {args.server}" if args.server else f"gRPC server {args.grpc}"
     try:
         client = _server_client(args)
+        if digits is not None:  # the server moves the latents: it knows what its digits mean
+            return np.concatenate([
+                client.generate_digits(seed_batch, digit_batch) for seed_batch, digit_batch in zip(_batches(seeds), _batches(digits))
+            ])
         latents = latents_from_seeds(seeds, client.latent_dim())
         return np.concatenate([client.generate(batch) for batch in _batches(latents)])
     except (ImportError, ServingError) as error:

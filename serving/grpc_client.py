@@ -150,5 +150,9 @@ class GrpcClient:
     def generate_from_seeds(self, seeds):
         return self.predict({"seeds": np.asarray(seeds, np.int64)}, "generate_from_seeds")["images"]
 
+    def generate_digits(self, seeds, digits):
+        inputs = {"seeds": np.asarray(seeds, np.int64), "digits": np.asarray(digits, np.int64)}
+        return self.predict(inputs, "generate_digits")["images"]
+
     def close(self):
         self._channel.close()

@@ -14,7 +14,8 @@ As in TF Serving's handler: paths match case-insensitively, the model name is UR
 is 400 "Malformed request", and a predict body is parsed before the model is looked up.
 Signatures (those of the exported SavedModel): `serving_default` (latent -> images),
 `generate_png` (latent -> png_bytes, sent as {"b64": ...}) and `generate_from_seeds`
-(seeds -> images). Every client mistake is an ApiError with a 4xx status and a message.
+(seeds -> images), and for an export that takes digits `generate_digits` (seeds and digits ->
+images; keras_dcgan/digits.py). Every client mistake is an ApiError with a 4xx status and a message.
 docs/rest-server.md lists where this server deliberately differs (batch cap, non-finite values).
 """
 
@@ -68,6 +69,9 @@ class PredictionApi:
             "generate_png": ({"latent": _latent_spec(session.latent_dim)}, {"png_bytes": {"dtype": "DT_STRING", "shape": [-1]}}),
             "generate_from_seeds": ({"seeds": {"dtype": "DT_INT64", "shape": [-1]}}, {"images": images}),
         }
+        if session.digit_categories:
+            batch = {"dtype": "DT_INT64", "shape": [-1]}
+            self.signatures["generate_digits"] = ({"seeds": batch, "digits": batch}, {"images": images})
 
     def respond(self, method, path, body=b""):
         """(status, payload for `json_response.encode`) for one request; never raises for a client mistake.
@@ -152,27 +156,33 @@ class PredictionApi:
             raise
 
     def _predict(self, signature, request):
-        (input_name,) = self.signatures[signature][0]
+        input_names = tuple(self.signatures[signature][0])
         (output_name,) = self.signatures[signature][1]
         row_format = "instances" in request
         if row_format == ("inputs" in request):
             raise ApiError(400, 'the request must have exactly one of "instances" (row format) or "inputs" (columnar format)')
-        values = _rows(request["instances"], input_name) if row_format else _columns(request["inputs"], input_name)
-        outputs = self._run(signature, input_name, values)
+        values = _rows(request["instances"], input_names) if row_format else _columns(request["inputs"], input_names)
+        arrays = {name: self._batch(name, value) for name, value in values.items()}
+        outputs = self._run(signature, arrays)
         if output_name == "png_bytes":
             outputs = [{"b64": base64.b64encode(png).decode("ascii")} for png in outputs]
         return {"predictions": outputs} if row_format else {"outputs": outputs}
 
-    def _run(self, signature, input_name, values):
+    def _batch(self, input_name, values):
         array = _to_array(values, input_name)
         if array.ndim == 0 or array.shape[0] == 0:
             raise ApiError(400, f"{input_name} must be a non-empty batch (a list with one entry per example)")
         if array.shape[0] > self.max_batch:
             raise ApiError(400, f"batch of {array.shape[0]} exceeds this server's limit of {self.max_batch} per request")
+        return array
+
+    def _run(self, signature, arrays):
         try:
             if signature == "generate_from_seeds":
-                return self.session.generate_from_seeds(array)
-            images = self.session.generate(array)
+                return self.session.generate_from_seeds(arrays["seeds"])
+            if signature == "generate_digits":
+                return self.session.generate_digits(arrays["seeds"], arrays["digits"])
+            images = self.session.generate(arrays["latent"])
         except InputError as error:
             raise ApiError(400, str(error)) from error
         return self.session.png_bytes(images) if signature == "generate_png" else images
@@ -190,24 +200,29 @@ def _parse_json(body):
     return request
 
 
-def _rows(instances, input_name):
-    """Row format: a list of values, or of {input_name: value} objects."""
+def _keys(input_names):
+    return ("the key " if len(input_names) == 1 else "the keys ") + ", ".join(f'"{name}"' for name in input_names)
+
+
+def _rows(instances, input_names):
+    """Row format: a list of values (one input only), or of {input name: value} objects -> {input name: values}."""
     if not isinstance(instances, list):
         raise ApiError(400, '"instances" must be a list with one entry per example')
-    if any(isinstance(instance, dict) for instance in instances):
-        if not all(isinstance(instance, dict) and set(instance) == {input_name} for instance in instances):
-            raise ApiError(400, f'every object in "instances" must have exactly the key "{input_name}"')
-        return [instance[input_name] for instance in instances]
-    return instances
+    if len(input_names) == 1 and not any(isinstance(instance, dict) for instance in instances):
+        return {input_names[0]: instances}
+    if not all(isinstance(instance, dict) and set(instance) == set(input_names) for instance in instances):
+        raise ApiError(400, f'every object in "instances" must have exactly {_keys(input_names)}')
+    return {name: [instance[name] for instance in instances] for name in input_names}
 
 
-def _columns(inputs, input_name):
-    """Columnar format: the batch itself, or {input_name: batch, ...} (other keys ignored, as TF Serving does)."""
-    if isinstance(inputs, dict):
-        if input_name not in inputs:
-            raise ApiError(400, f'"inputs" must have the key "{input_name}", got {sorted(inputs)}')
-        return inputs[input_name]
-    return inputs
+def _columns(inputs, input_names):
+    """Columnar format: the batch itself (one input only), or {input name: batch, ...} (other keys ignored, as TF Serving does)."""
+    if len(input_names) == 1 and not isinstance(inputs, dict):
+        return {input_names[0]: inputs}
+    if not isinstance(inputs, dict) or not set(input_names) <= set(inputs):
+        got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+        raise ApiError(400, f'"inputs" must have {_keys(input_names)}, got {got}')
+    return {name: inputs[name] for name in input_names}
 
 
 def _to_array(values, input_name):

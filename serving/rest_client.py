@@ -94,6 +94,11 @@ class RestClient:
         """Images for integer seeds, computed by the server's `generate_from_seeds` signature."""
         return np.asarray(self.predict([int(seed) for seed in seeds], "generate_from_seeds", columnar), np.float32)
 
+    def generate_digits(self, seeds, digits):
+        """Images of the asked digits, one per seed, from the server's `generate_digits` signature."""
+        inputs = {"seeds": [int(seed) for seed in seeds], "digits": [int(digit) for digit in digits]}
+        return np.asarray(self.predict(inputs, "generate_digits", columnar=True), np.float32)
+
     # -- transport -------------------------------------------------------------------------------
 
     def request(self, method, path, body=None):

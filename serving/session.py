@@ -2,11 +2,13 @@
 
     session = GeneratorSession("exports/dcgan/1/generator.onnx")   # checks manifest.json beside it
     images = session.generate_from_seeds(range(16))                # float32 [16, 28, 28, 1] in [0, 1]
+    sevens = session.generate_digits(range(16), [7] * 16)          # when the manifest records `digits`
     session.write_grid("digits.png", images)
 
 Seeds become latents through `keras_dcgan.latents.latents_from_seeds`, the same function the
 SavedModel's `generate_from_seeds` signature ports to TensorFlow, so seed N draws the same
-digit here, from TF Serving and from `keras-dcgan serve`.
+digit here, from TF Serving and from `keras-dcgan serve`. A digit moves the latent
+(`keras_dcgan.digits`), so the ONNX file takes the same latent input either way.
 """
 
 import os
@@ -15,6 +17,7 @@ import pathlib
 import numpy as np
 
 from keras_dcgan import image_grid
+from keras_dcgan.digits import latents_for_digits
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.serving.manifest import MANIFEST_NAME, ManifestError, read_manifest, verify_content
 from keras_dcgan.serving.onnx_session import open_session
@@ -80,6 +83,7 @@ class GeneratorSession:
         self.image_shape = tuple(model_output.shape[1:])
         self.value_range = DEFAULT_VALUE_RANGE
         self.version = None
+        self.digit_categories = 0
         if self.manifest is not None:
             self._check_against_manifest()
 
@@ -96,6 +100,7 @@ class GeneratorSession:
                 raise ManifestError(f"{self.onnx_path} does not match {where}: {key} is {actual}, the manifest records {recorded}")
         self.value_range = tuple(manifest["value_range"])
         self.version = manifest.get("version")
+        self.digit_categories = int((manifest.get("digits") or {}).get("categories", 0))
 
     def check_latents(self, latents):
         """float32 [n, latent_dim] of finite numbers, or InputError saying what is wrong."""
@@ -138,6 +143,19 @@ class GeneratorSession:
     def generate_from_seeds(self, seeds):
         """Images for integer seeds in [0, 2**31 - 1]: seed N gives the same image on every back end."""
         return self.generate(self.latents_from_seeds(seeds))
+
+    def generate_digits(self, seeds, digits):
+        """Images of the asked digits, one per seed: seed N with digit D gives the same image on every back end."""
+        if not self.digit_categories:
+            raise InputError(
+                f"{self.onnx_path} takes no digits: its manifest has no 'digits' entry (export a run trained with code_labels)"
+            )
+        latents = self.latents_from_seeds(seeds)
+        try:
+            latents = latents_for_digits(latents, digits, self.digit_categories)
+        except ValueError as error:
+            raise InputError(str(error)) from error
+        return self.generate(latents)
 
     def png_bytes(self, images):
         """One PNG (bytes) per image."""

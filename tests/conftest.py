@@ -5,9 +5,11 @@
   next to the checkout; tests that need them are skipped, saying why, where they are absent.
 """
 
+import os
+
 import pytest
 
-from helpers import SUBSET_DIR, find_full_mnist, small_run
+from helpers import SUBSET_DIR, find_full_mnist, small_run, train_keeping_policy
 
 
 @pytest.fixture(scope="session")
@@ -23,14 +25,23 @@ def full_mnist_dir():
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def classifier_cache_dir(tmp_path_factory):
+    """Exports of generators that take digits score them with the evaluation classifier: cache it per test session."""
+    if os.environ.get("KERAS_DCGAN_CACHE_DIR"):
+        yield os.environ["KERAS_DCGAN_CACHE_DIR"]
+        return
+    os.environ["KERAS_DCGAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("classifier_cache_dir"))
+    yield os.environ["KERAS_DCGAN_CACHE_DIR"]
+    del os.environ["KERAS_DCGAN_CACHE_DIR"]
+
+
 @pytest.fixture(scope="session")
 def trained_run_dir(tmp_path_factory):
     """A finished 2-epoch run (small networks, 512 subset images), shared by export/serving/evaluate tests.
 
     Read-only for its users: copy it before changing anything in it.
     """
-    from keras_dcgan.training import train
-
     run_dir = tmp_path_factory.mktemp("trained_run")
-    train(*small_run(run_dir), verbose=0)
+    train_keeping_policy(*small_run(run_dir))
     return run_dir

@@ -62,6 +62,19 @@ def small_run(run_dir, **overrides):
     return small_config(**experiment), RunOptions(**options)
 
 
+def train_keeping_policy(config, options):
+    """Train in this process, then restore the dtype policy training set, so later tests see the one they expect."""
+    import keras
+
+    from keras_dcgan.training import train
+
+    policy = keras.config.dtype_policy()
+    try:
+        return train(config, options, verbose=0)
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
 def run_cli(*args, env=None, timeout=600, check=False):
     """Run `python -m keras_dcgan.cli ARGS` in a fresh process; returns CompletedProcess."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}

@@ -115,6 +115,10 @@ def test_evaluate_command_on_a_run(trained_run_dir, classifier_cache, evaluator,
     assert scores["classifier"]["key"] == evaluator.classifier.key  # the cached classifier was reused
     assert scores["generated"]["samples"] == 300
     assert scores["generated"]["fcd"] > scores["real_train_vs_test"]["fcd"]
+    # The run's code learnt the labels, so it takes digits: each is asked for 30 times.
+    assert "asked digits named as asked" in completed.stdout
+    asked = scores["asked_digits"]
+    assert asked["samples"] == 300 and len(asked["per_digit"]) == 10
 
 
 def test_evaluate_refuses_what_is_not_a_generator(tmp_path):
@@ -139,7 +143,7 @@ def test_evaluate_agrees_on_a_run_its_onnx_file_and_its_saved_model(trained_run_
     assert exported.version == 1
     run_scores = results["run"][0]
     for name in ("generator.onnx", "saved_model"):
-        scores, real, _, _ = results[name]
+        scores, real, *_ = results[name]
         assert scores.fcd == pytest.approx(run_scores.fcd, rel=1e-3)
         assert scores.classifier_score == pytest.approx(run_scores.classifier_score, rel=1e-3)
         assert scores.checkerboard == pytest.approx(run_scores.checkerboard, rel=1e-3)
@@ -160,6 +164,7 @@ def test_fit_evaluates_every_n_epochs_and_resumes_the_record(tmp_path, classifie
     assert [record["epoch"] for record in epochs] == [1, 2, 3]
     assert ["fcd" in record for record in epochs] == [False, True, True]  # every 2nd epoch and the last
     assert all("raw_fcd" in record and "d_loss" in record for record in epochs[1:])
+    assert all(record["asked_digits"]["samples"] == 200 for record in epochs[1:])  # the code learns the labels
     assert content["classifier"]["key"] == evaluator.classifier.key
     assert content["real_train_vs_test"]["fcd"] < epochs[-1]["fcd"]
     assert (tmp_path / "metrics.png").stat().st_size > 10_000

@@ -82,7 +82,8 @@ def test_version_folder_layout_and_manifest(exported, trained_run_dir):
     assert manifest["latent_dim"] == LATENT_DIM
     assert manifest["image_shape"] == [28, 28, 1] and manifest["value_range"] == [0.0, 1.0]
     assert manifest["onnx"] == {"file": "generator.onnx", "opset": 18, "input": "latent", "output": "images"}
-    assert set(manifest["signatures"]) == {"serving_default", "generate_png", "generate_from_seeds"}
+    # generate_digits: the run's code learnt the labels (tests/test_digits.py covers it).
+    assert set(manifest["signatures"]) == {"serving_default", "generate_png", "generate_from_seeds", "generate_digits"}
     assert manifest["signatures"]["generate_png"]["outputs"] == {"png_bytes": {"dtype": "string", "shape": [None]}}
     assert manifest["source"]["checkpoint"] == "generator.keras"
     assert manifest["source"]["epoch"] == 2 and manifest["source"]["step"] == 16  # 2 epochs of 512 / 64

@@ -18,6 +18,7 @@ def _values(variables):
 def test_one_train_step_changes_both_networks_and_nothing_else():
     model = _small_model()
     images = tf.constant(np.random.default_rng(0).uniform(-1, 1, (16, 28, 28, 1)).astype(np.float32))
+    labels = tf.constant(np.arange(16) % 10, tf.int64)
     network_variables = model.generator.variables + model.discriminator.variables
     training_state = (
         model.generator_optimizer.variables
@@ -26,7 +27,7 @@ def test_one_train_step_changes_both_networks_and_nothing_else():
     )
     before = _values(network_variables + training_state)
 
-    logs = model.train_step(images)
+    logs = model.train_step({"images": images, "labels": labels})
 
     after = _values(network_variables + training_state)
     changed = {path for path in before if not np.array_equal(before[path], after[path])}
@@ -53,9 +54,10 @@ def test_noise_is_fresh_every_step_but_reproducible():
     assert not np.allclose(first, second)
 
 
-def test_fit_runs_and_logs_all_five_values():
+def test_fit_runs_and_logs_all_six_values():
     model = _small_model()
     images = np.random.default_rng(0).uniform(-1, 1, (64, 28, 28, 1)).astype(np.float32)
-    history = model.fit(tf.data.Dataset.from_tensor_slices(images).batch(16), epochs=1, verbose=0, shuffle=False)
-    assert set(history.history) == {"d_loss", "g_loss", "real_score", "fake_score", "info_loss"}
+    labels = np.arange(64) % 10
+    history = model.fit(tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels}).batch(16), epochs=1, verbose=0, shuffle=False)
+    assert set(history.history) == {"d_loss", "g_loss", "real_score", "fake_score", "info_loss", "label_loss"}
     assert all(np.isfinite(np.asarray(values, dtype=float)).all() for values in history.history.values())

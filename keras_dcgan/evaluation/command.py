@@ -13,7 +13,8 @@ def add_evaluate_command(commands):
         description="Generate samples from a run dir (final generator.keras, or --epoch N), an exported .onnx "
         "file or a SavedModel folder, and score them with the dataset's own classifier (trained on its "
         "train split on first use, then cached). Real data (train split vs test split) is scored the same way "
-        "and printed beside them.",
+        "and printed beside them. For a generator that takes digits, also the share of the samples asked for "
+        "each digit that the classifier names as that digit.",
     )
     evaluate.add_argument("source", help="run dir, .onnx file, or SavedModel folder")
     evaluate.add_argument("--epoch", type=int, default=None, help="evaluate checkpoints/epoch-N of a run dir")
@@ -44,7 +45,7 @@ def make_evaluator(dataset="mnist", data_dir=None, cache_dir=None, log=print):
 
 
 def evaluate_source(source, epoch=None, samples=DEFAULT_SAMPLES, seed=0, dataset=None, data_dir=None, cache_dir=None, log=print):
-    """(generated Scores, real Scores, Generator, Evaluator) for one generator source."""
+    """(generated Scores, real Scores, Generator, Evaluator, AskedDigits or None) for one generator source."""
     from keras_dcgan.evaluation.generators import open_generator
     from keras_dcgan.latents import latents_from_seeds
 
@@ -55,18 +56,27 @@ def evaluate_source(source, epoch=None, samples=DEFAULT_SAMPLES, seed=0, dataset
     evaluator = make_evaluator(dataset, data_dir, cache_dir, log)
     samples = min(samples, len(evaluator.train))
     images = generator.generate(latents_from_seeds(range(seed, seed + samples), generator.latent_dim))
-    return evaluator.evaluate(images), evaluator.real_reference(samples), generator, evaluator
+    asked = None
+    if generator.digit_categories:
+        from keras_dcgan.evaluation.asked_digits import measure_asked_digits
+
+        asked = measure_asked_digits(
+            generator.generate, evaluator.classifier, generator.latent_dim, generator.digit_categories, samples, seed
+        )
+    return evaluator.evaluate(images), evaluator.real_reference(samples), generator, evaluator, asked
 
 
 def run_evaluate(args):
     from keras_dcgan.atomic_write import write_json
     from keras_dcgan.evaluation.report import format_report
 
-    generated, real, generator, evaluator = evaluate_source(
+    generated, real, generator, evaluator, asked = evaluate_source(
         args.source, args.epoch, args.samples, args.seed, args.dataset, args.data_dir, args.cache_dir,
         log=lambda message: print(message, file=sys.stderr),
     )
     print(format_report(generated, real, f"Evaluation of {generator.description}", evaluator.classifier))
+    if asked:
+        print(asked.describe())
     if args.json:
         write_json(args.json, {
             "source": os.path.abspath(args.source),
@@ -74,5 +84,6 @@ def run_evaluate(args):
             "classifier": {"key": evaluator.classifier.key, "test_accuracy": evaluator.classifier.test_accuracy},
             "generated": generated.to_dict(),
             "real_train_vs_test": real.to_dict(),
+            **({"asked_digits": asked.to_dict()} if asked else {}),
         })
     return 0

@@ -4,7 +4,9 @@ Into the run dir (paths from `RunDir`):
     the metrics record    per epoch: step, training and wall seconds, losses; on evaluated epochs
                           also FCD, classifier score, class shares and KL, checkerboard (of the
                           weight average and of the last weights when the run keeps an average),
-                          and once the real-data reference (train vs test) at the same sample count
+                          and once the real-data reference (train vs test) at the same sample count;
+                          for a code that learns the labels, how often the weight average draws an
+                          asked digit
     its plot              FCD and losses against epoch and against wall time
     TensorBoard scalars   the same, in the quality log
 A resumed run appends to metrics.json, with its clocks continuing where they stopped.
@@ -19,6 +21,7 @@ import keras
 import numpy as np
 
 from keras_dcgan.atomic_write import atomic_path, write_json
+from keras_dcgan.evaluation.asked_digits import measure_asked_digits
 from keras_dcgan.evaluation.command import make_evaluator
 from keras_dcgan.evaluation.metrics import QUALITY_SCALARS
 from keras_dcgan.image_range import to_unit_range
@@ -84,22 +87,36 @@ class QualityEvaluation(keras.callbacks.Callback):
         results = {"": self._scores(averaged)}
         if raw is not None:
             results["raw_"] = self._scores(raw)
+        asked = self._asked_digits(averaged)
         writer = tf.summary.create_file_writer(self.log_dir)
         with writer.as_default():
             for prefix, scores in results.items():
                 for name in QUALITY_SCALARS:
                     tf.summary.scalar(f"{prefix}{name}", scores[name], step=epoch)
         writer.close()
-        return {f"{prefix}{name}": value for prefix, scores in results.items() for name, value in scores.items()}
+        scores = {f"{prefix}{name}": value for prefix, scores in results.items() for name, value in scores.items()}
+        return {**scores, **({"asked_digits": asked.to_dict()} if asked else {})}
+
+    def _asked_digits(self, generator):
+        if not (self.config.code_labels and self.config.categorical_code):
+            return None
+        return measure_asked_digits(
+            lambda latents: _images(generator, latents), self.evaluator.classifier, self.config.latent_dim,
+            self.config.categorical_code, self.config.eval_samples,
+        )
 
     def _scores(self, generator):
-        images = np.concatenate([
-            to_unit_range(np.asarray(generator(self.latents[start : start + 500], training=False)))
-            for start in range(0, len(self.latents), 500)
-        ])
-        scores = self.evaluator.evaluate(images).to_dict()
+        scores = self.evaluator.evaluate(_images(generator, self.latents)).to_dict()
         scores.pop("samples")
         return scores
+
+
+def _images(generator, latents):
+    """The generator's images in [0, 1], 500 latents at a time."""
+    return np.concatenate([
+        to_unit_range(np.asarray(generator(latents[start : start + 500], training=False)))
+        for start in range(0, len(latents), 500)
+    ])
 
 
 def _read(path):

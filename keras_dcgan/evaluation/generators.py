@@ -6,7 +6,9 @@
 - an ONNX file (`latent` float32 [batch, latent_dim] -> `images` [batch, 28, 28, 1] in [0, 1]),
   run by onnxruntime;
 - a SavedModel folder (signature serving_default: `latent` -> `images` in [0, 1]).
-Every one becomes a `Generator`: `generate(latents)` returns float32 images in [0, 1].
+Every one becomes a `Generator`: `generate(latents)` returns float32 images in [0, 1], and
+`digit_categories` says whether it takes digits (keras_dcgan/digits.py): a run whose code
+learnt the labels, or an export whose manifest records `digits`.
 """
 
 import json
@@ -34,6 +36,7 @@ class Generator:
     # The training data's TFDS name, when the source records it: {"dataset": ...}. Where its files
     # lie is a run option, not recorded: `evaluate --data-dir` says it.
     data: dict = field(default_factory=dict)
+    digit_categories: int = 0  # 0: the generator takes no digits
 
     def generate(self, latents, batch_size=500):
         latents = np.asarray(latents, dtype=np.float32)
@@ -73,19 +76,20 @@ def _open_run(run, epoch):
     def generate_batch(latents):
         return to_unit_range(np.asarray(generator(latents, training=False)))
 
-    return Generator(description, config.latent_dim, generate_batch, {"dataset": config.dataset})
+    digit_categories = config.categorical_code if config.code_labels else 0
+    return Generator(description, config.latent_dim, generate_batch, {"dataset": config.dataset}, digit_categories)
 
 
 def _manifest_data(folder):
-    """The training data recorded in an export's manifest.json, if there is one."""
+    """(training data, latent_dim, digit categories) recorded in an export's manifest.json, if there is one."""
     path = os.path.join(folder, MANIFEST_FILE)
     if not os.path.exists(path):
-        return {}, None
+        return {}, None, 0
     with open(path) as file:
         manifest = json.load(file)
     config = (manifest.get("source") or {}).get("config") or {}
     data = {"dataset": config["dataset"]} if "dataset" in config else {}
-    return data, manifest.get("latent_dim")
+    return data, manifest.get("latent_dim"), int((manifest.get("digits") or {}).get("categories", 0))
 
 
 def _open_onnx(path):
@@ -93,7 +97,7 @@ def _open_onnx(path):
 
     session = open_session(path)
     model_input = session.get_inputs()[0]
-    data, manifest_latent_dim = _manifest_data(os.path.dirname(os.path.abspath(path)))
+    data, manifest_latent_dim, digit_categories = _manifest_data(os.path.dirname(os.path.abspath(path)))
     latent_dim = model_input.shape[1] if isinstance(model_input.shape[1], int) else manifest_latent_dim
     if not isinstance(latent_dim, int):
         raise GeneratorSourceError(f"{path}: latent size unknown (input shape {model_input.shape}, no manifest.json)")
@@ -102,7 +106,7 @@ def _open_onnx(path):
     def generate_batch(latents):
         return session.run([output_name], {model_input.name: latents})[0]
 
-    return Generator(f"{path} (onnxruntime)", latent_dim, generate_batch, data)
+    return Generator(f"{path} (onnxruntime)", latent_dim, generate_batch, data, digit_categories)
 
 
 def _open_saved_model(folder):
@@ -117,11 +121,11 @@ def _open_saved_model(folder):
         raise GeneratorSourceError(f"{folder}: serving_default takes {', '.join(inputs)}, expected `latent`")
     latent_dim = inputs["latent"].shape[1]
     # An export root holds <model>/<version>/ with manifest.json beside the version folders or in them.
-    data, _ = _manifest_data(folder)
+    data, _, digit_categories = _manifest_data(folder)
     if not data:
-        data, _ = _manifest_data(os.path.dirname(os.path.abspath(folder)))
+        data, _, digit_categories = _manifest_data(os.path.dirname(os.path.abspath(folder)))
 
     def generate_batch(latents):
         return serve(latent=tf.constant(latents))["images"].numpy()
 
-    return Generator(f"{folder} (SavedModel)", latent_dim, generate_batch, data)
+    return Generator(f"{folder} (SavedModel)", latent_dim, generate_batch, data, digit_categories)

@@ -1,0 +1,54 @@
+"""The manifest's `digits` entry: what the digit input of an export means, and how well it was drawn at export.
+
+Only a generator whose categorical code learnt the training labels (`code_labels`) takes digits.
+The accuracy is measured here, on the exported float32 generator, with the evaluation
+classifier of the run's dataset (keras_dcgan/evaluation/asked_digits.py); where that
+dataset cannot be loaded, the entry says why instead of a figure.
+"""
+
+import numpy as np
+
+from keras_dcgan.data import DataError
+from keras_dcgan.evaluation.asked_digits import measure_asked_digits
+from keras_dcgan.export.saved_model import DIGITS_SIGNATURE
+
+ACCURACY_SAMPLES = 10_000
+
+
+def digit_categories(config):
+    """How many digits the run's generator takes (0: it takes none)."""
+    return config.categorical_code if config.code_labels else 0
+
+
+def describe_digits(source, log=print):
+    """The manifest entry for `source` (export/generator_source.py), or None for a generator that takes no digits."""
+    categories = digit_categories(source.config)
+    if not categories:
+        return None
+    dataset = f"IDX folder {source.config.data_dir}" if source.config.data_dir else f"TFDS dataset {source.config.dataset}"
+    return {
+        "categories": categories,
+        "meaning": f"digit d draws label d of the training data ({dataset}); for MNIST, the digit d",
+        "latent": f"the generator draws category argmax(latent[:{categories}]); digit d swaps the largest of those "
+        "values with the value at position d (keras_dcgan.digits.latents_for_digits), a N(0, I) latent of category d",
+        "signature": DIGITS_SIGNATURE,
+        "asked_digits": _measure(source, categories, log),
+    }
+
+
+def _measure(source, categories, log):
+    from keras_dcgan.evaluation.classifier import load_or_train_classifier
+    from keras_dcgan.evaluation.command import load_splits
+
+    config = source.config
+    try:
+        classifier = load_or_train_classifier(*load_splits(config.dataset, config.data_dir), config.cache_dir, log=log)
+    except DataError as error:
+        return {"measured": False, "reason": f"the run's data could not be loaded to score the digits: {error}"}
+
+    def generate(latents):
+        batches = [source.generator(latents[start : start + 500], training=False) for start in range(0, len(latents), 500)]
+        return (np.concatenate(batches) + 1.0) / 2.0
+
+    asked = measure_asked_digits(generate, classifier, source.latent_dim, categories, ACCURACY_SAMPLES)
+    return {"measured": True, **asked.to_dict(), "classifier": classifier.key, "classifier_test_accuracy": classifier.test_accuracy}
