@@ -8,9 +8,8 @@ integer labels), held in memory (MNIST is 47 MB):
 `training_dataset` turns the images into the stream `fit` consumes: float32 in [-1, 1],
 cached, shuffled, batched with the global batch size (dropping the remainder, so every
 replica always gets a full share), repeated, prefetched; with labels, {"images", "labels"}
-batches, for a categorical code that learns them (`code_labels`). A dict, not an (x, y) tuple:
-Keras treats a tuple's second item as targets and, under MultiWorkerMirroredStrategy, builds
-compiled losses from them, which fails on the distributed values.
+batches, for a categorical code that learns them (`code_labels`); a dict rather than an (x, y)
+tuple, whose second item Keras would read as targets for compiled losses this model has none of.
 """
 
 import os
@@ -174,7 +173,9 @@ def training_dataset(images, global_batch_size, seed, labels=None):
         dataset, scale = tf.data.Dataset.from_tensor_slices(images), scale_images
     else:
         dataset = tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels})
-        scale = lambda batch: {"images": scale_images(batch["images"]), "labels": batch["labels"]}  # noqa: E731
+
+        def scale(batch):
+            return {"images": scale_images(batch["images"]), "labels": batch["labels"]}
     dataset = (
         dataset
         .cache()
