@@ -11,7 +11,8 @@ def run_export(args):
     from keras_dcgan.export.exporter import export_generator
 
     result = export_generator(
-        args.run_dir, args.out, name=args.name, version=args.version, epoch=args.epoch, edge_variants=args.edge_variants
+        args.run_dir, args.out, name=args.name, version=args.version, epoch=args.epoch, edge_variants=args.edge_variants,
+        data_dir=args.data_dir, cache_dir=args.cache_dir,
     )
     manifest = result.manifest
     source = manifest["source"]
@@ -44,5 +45,13 @@ def add_export_command(commands):
     export.add_argument(
         "--edge-variants", action="store_true",
         help="also write generator.float16.onnx and generator.int8.onnx (smaller; see the README for their accuracy)",
+    )
+    export.add_argument(
+        "--data-dir", default=None,
+        help="folder of IDX files of the run's dataset, to score a digit input (default: TFDS)",
+    )
+    export.add_argument(
+        "--cache-dir", default=None,
+        help="where the evaluation classifier is cached (default: $KERAS_DCGAN_CACHE_DIR or ~/.cache/keras-dcgan)",
     )
     export.set_defaults(handler=run_export)

@@ -11,6 +11,7 @@ import numpy as np
 from keras_dcgan.data import DataError
 from keras_dcgan.evaluation.asked_digits import measure_asked_digits
 from keras_dcgan.export.saved_model import DIGITS_SIGNATURE
+from keras_dcgan.image_range import to_unit_range
 
 ACCURACY_SAMPLES = 10_000
 
@@ -20,35 +21,38 @@ def digit_categories(config):
     return config.categorical_code if config.code_labels else 0
 
 
-def describe_digits(source, log=print):
-    """The manifest entry for `source` (export/generator_source.py), or None for a generator that takes no digits."""
+def describe_digits(source, data_dir=None, cache_dir=None, log=print):
+    """The manifest entry for `source` (export/generator_source.py), or None for a generator that takes no digits.
+
+    `data_dir` is where the run's dataset lies as IDX files (None: TFDS), `cache_dir` where the
+    evaluation classifier is cached: both are where-to-run options, not part of the run's config.
+    """
     categories = digit_categories(source.config)
     if not categories:
         return None
-    dataset = f"IDX folder {source.config.data_dir}" if source.config.data_dir else f"TFDS dataset {source.config.dataset}"
+    dataset = f"IDX folder {data_dir}" if data_dir else f"TFDS dataset {source.config.dataset}"
     return {
         "categories": categories,
         "meaning": f"digit d draws label d of the training data ({dataset}); for MNIST, the digit d",
         "latent": f"the generator draws category argmax(latent[:{categories}]); digit d swaps the largest of those "
         "values with the value at position d (keras_dcgan.digits.latents_for_digits), a N(0, I) latent of category d",
         "signature": DIGITS_SIGNATURE,
-        "asked_digits": _measure(source, categories, log),
+        "asked_digits": _measure(source, categories, data_dir, cache_dir, log),
     }
 
 
-def _measure(source, categories, log):
+def _measure(source, categories, data_dir, cache_dir, log):
     from keras_dcgan.evaluation.classifier import load_or_train_classifier
     from keras_dcgan.evaluation.command import load_splits
 
-    config = source.config
     try:
-        classifier = load_or_train_classifier(*load_splits(config.dataset, config.data_dir), config.cache_dir, log=log)
+        classifier = load_or_train_classifier(*load_splits(source.config.dataset, data_dir), cache_dir, log=log)
     except DataError as error:
         return {"measured": False, "reason": f"the run's data could not be loaded to score the digits: {error}"}
 
     def generate(latents):
         batches = [source.generator(latents[start : start + 500], training=False) for start in range(0, len(latents), 500)]
-        return (np.concatenate(batches) + 1.0) / 2.0
+        return to_unit_range(np.concatenate(batches))
 
     asked = measure_asked_digits(generate, classifier, source.latent_dim, categories, ACCURACY_SAMPLES)
     return {"measured": True, **asked.to_dict(), "classifier": classifier.key, "classifier_test_accuracy": classifier.test_accuracy}

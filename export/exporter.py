@@ -36,11 +36,14 @@ class ExportResult:
     manifest: dict
 
 
-def export_generator(run_dir, export_root, name="dcgan", version=None, epoch=None, edge_variants=False):
+def export_generator(
+    run_dir, export_root, name="dcgan", version=None, epoch=None, edge_variants=False, data_dir=None, cache_dir=None
+):
     """Export the final generator of `run_dir` (or the one saved at the end of `epoch`).
 
     `version=None` takes the next free version. `edge_variants=True` adds the float16 and
     dynamic-int8 ONNX files of edge_variants.py (recorded under manifest["onnx_variants"]).
+    `data_dir` (IDX files; None: TFDS) and `cache_dir` serve to score a digit input, if any.
     Raises ExportError (a ValueError) for a run dir without a generator, a corrupt checkpoint,
     an unwritable export root, an existing version, or outputs that differ from the Keras
     generator by more than the parity tolerance (ParityError).
@@ -79,7 +82,7 @@ def export_generator(run_dir, export_root, name="dcgan", version=None, epoch=Non
             parity=parity,
             quality=recorded_quality(source.run_dir, source.epoch),
             variants=variants,
-            digits=describe_digits(source),
+            digits=describe_digits(source, data_dir, cache_dir),
         )
         write_manifest(staging, manifest)
 

@@ -64,6 +64,10 @@ class DCGAN(keras.Model):
 
         Keras first reduces one distributed batch across replicas, which MultiWorkerMirroredStrategy
         cannot do for a dict of images and labels ("Attempt to convert a value ({'images': PerReplica...").
+        Keras has no public switch for this: the override is the second private name this package
+        relies on. If a Keras release renames it, the override no longer runs and the two-worker
+        tests in tests/test_distributed.py fail with that error; pyproject.toml pins Keras to the
+        versions they passed on.
         """
         super()._maybe_symbolic_build(iterator=None, data_batch=data_batch)
 

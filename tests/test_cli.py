@@ -144,7 +144,7 @@ def test_startup_noise_is_filtered_but_errors_are_not():
 
 @pytest.mark.slow
 def test_export_prints_its_result_and_no_start_up_noise(trained_run_dir, tmp_path):
-    completed = run_cli("export", trained_run_dir, "--out", tmp_path / "exports")
+    completed = run_cli("export", trained_run_dir, "--out", tmp_path / "exports", "--data-dir", SUBSET_DIR)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "Exported generator.keras" in completed.stdout
     noisy = [line for line in completed.stderr.splitlines(keepends=True) if is_startup_noise(line.encode(), has_nvidia_device=False)]

@@ -13,8 +13,8 @@ from keras_dcgan.digits import check_digits, cycled_digits, digit_latents_from_s
 from keras_dcgan.export import seed_latents
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.training import build_model
-from helpers import run_cli, small_run, train_keeping_policy
-from tests.test_serving_support import start_keras_dcgan_serve
+from helpers import SUBSET_DIR, run_cli, small_run, train_keeping_policy
+from test_serving_support import start_keras_dcgan_serve
 
 BAD_DIGITS = [-1, 10, 3.5, "7", True, None]
 
@@ -103,7 +103,7 @@ def test_a_trained_generator_draws_the_digit_asked_for(digits_run_dir, mnist_sub
 def digits_export(trained_run_dir, tmp_path_factory):
     from keras_dcgan.export.exporter import export_generator
 
-    return export_generator(trained_run_dir, tmp_path_factory.mktemp("digits_exports"))
+    return export_generator(trained_run_dir, tmp_path_factory.mktemp("digits_exports"), data_dir=SUBSET_DIR)
 
 
 SEEDS = np.arange(20, 36, dtype=np.int64)

@@ -132,7 +132,7 @@ def test_evaluate_agrees_on_a_run_its_onnx_file_and_its_saved_model(trained_run_
     from keras_dcgan.evaluation.command import evaluate_source
     from keras_dcgan.export.exporter import export_generator
 
-    exported = export_generator(trained_run_dir, tmp_path / "exports")
+    exported = export_generator(trained_run_dir, tmp_path / "exports", data_dir=SUBSET_DIR)
     results = {
         source.name if source.is_file() else "run" if source == trained_run_dir else "saved_model": evaluate_source(
             source, samples=300, data_dir=SUBSET_DIR, cache_dir=str(classifier_cache), log=lambda message: None

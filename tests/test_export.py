@@ -18,7 +18,7 @@ import onnxruntime
 import pytest
 from PIL import Image
 
-from helpers import read_only_folder, run_cli, small_run
+from helpers import SUBSET_DIR, read_only_folder, run_cli, small_run
 from keras_dcgan import image_grid
 from keras_dcgan.cli import main as cli_main
 from keras_dcgan.export import ExportError, ParityError, export_generator
@@ -35,7 +35,7 @@ LATENT_DIM = 32  # small_run's
 
 @pytest.fixture(scope="module")
 def exported(trained_run_dir, tmp_path_factory):
-    return export_generator(trained_run_dir, tmp_path_factory.mktemp("exports"))
+    return export_generator(trained_run_dir, tmp_path_factory.mktemp("exports"), data_dir=SUBSET_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -307,7 +307,7 @@ def test_mixed_bfloat16_run_exports_in_float32(tmp_path):
     try:
         train(*small_run(tmp_path / "bf16_run", precision="mixed_bfloat16", epochs=1), verbose=0)
         assert keras.config.dtype_policy().name == "mixed_bfloat16"  # left so by training, in this process
-        result = export_generator(tmp_path / "bf16_run", tmp_path / "exports")
+        result = export_generator(tmp_path / "bf16_run", tmp_path / "exports", data_dir=SUBSET_DIR)
         assert keras.config.dtype_policy().name == "mixed_bfloat16"  # the export does not change it
     finally:
         keras.config.set_dtype_policy("float32")
@@ -323,14 +323,14 @@ def test_mixed_bfloat16_run_exports_in_float32(tmp_path):
 def test_versions_count_up_and_existing_ones_are_refused(exported, trained_run_dir, tmp_path):
     root = tmp_path / "exports"
     shutil.copytree(exported.version_dir, root / "dcgan" / "1")  # a first export, made by the fixture
-    second = export_generator(trained_run_dir, root, epoch=1)
+    second = export_generator(trained_run_dir, root, epoch=1, data_dir=SUBSET_DIR)
     assert second.version == 2 and second.manifest["version"] == 2
     assert second.manifest["source"]["checkpoint"] == os.path.join("checkpoints", "epoch-1")
     assert sorted(os.listdir(root / "dcgan")) == ["1", "2"]
     before = sha256_of(root / "dcgan" / "1" / "generator.onnx")
     for existing in (1, 2):
         with pytest.raises(ExportError, match=f"{existing} already exists; versions are never overwritten"):
-            export_generator(trained_run_dir, root, version=existing)
+            export_generator(trained_run_dir, root, version=existing, data_dir=SUBSET_DIR)
     assert sorted(os.listdir(root / "dcgan")) == ["1", "2"]
     assert sha256_of(root / "dcgan" / "1" / "generator.onnx") == before
 
@@ -344,11 +344,11 @@ def test_interrupted_export_leaves_no_folder(trained_run_dir, tmp_path, monkeypa
     existing_base = tmp_path / "served" / "dcgan"
     (existing_base / "3").mkdir(parents=True)  # a version being served
     with pytest.raises(KeyboardInterrupt):
-        export_generator(trained_run_dir, tmp_path / "served")
+        export_generator(trained_run_dir, tmp_path / "served", data_dir=SUBSET_DIR)
     assert os.listdir(existing_base) == ["3"]
 
     with pytest.raises(KeyboardInterrupt):
-        export_generator(trained_run_dir, tmp_path / "new" / "exports")
+        export_generator(trained_run_dir, tmp_path / "new" / "exports", data_dir=SUBSET_DIR)
     assert not (tmp_path / "new").exists()  # folders this export created are gone too
 
 
@@ -357,13 +357,13 @@ def test_parity_failure_is_loud_and_leaves_nothing(trained_run_dir, tmp_path, mo
     measure = exporter.measure_parity
     monkeypatch.setattr(exporter, "measure_parity", lambda *args, **kwargs: measure(*args, tolerance=-1.0))
     with pytest.raises(ParityError, match="differ from the Keras generator by more than -1"):
-        export_generator(trained_run_dir, tmp_path / "exports")
+        export_generator(trained_run_dir, tmp_path / "exports", data_dir=SUBSET_DIR)
     assert not (tmp_path / "exports").exists()
 
 
 @pytest.mark.slow
 def test_edge_variants_are_smaller_run_and_are_recorded(trained_run_dir, tmp_path):
-    result = export_generator(trained_run_dir, tmp_path / "exports", edge_variants=True)
+    result = export_generator(trained_run_dir, tmp_path / "exports", edge_variants=True, data_dir=SUBSET_DIR)
     variants = result.manifest["onnx_variants"]
     assert set(variants) == {"float16", "int8"}
     float32_bytes = os.path.getsize(result.onnx_path)
@@ -403,11 +403,11 @@ def test_run_dir_without_generator_is_refused(trained_run_dir, tmp_path):
     run_dir = _copy_run(trained_run_dir, tmp_path)
     os.remove(run_dir / "generator.keras")
     with pytest.raises(ExportError, match=r"has no generator.keras .*--epoch N .*saved epochs: \[1, 2\]"):
-        export_generator(run_dir, tmp_path / "exports")
+        export_generator(run_dir, tmp_path / "exports", data_dir=SUBSET_DIR)
     with pytest.raises(ExportError, match=r"no checkpoint for epoch 7; saved epochs: \[1, 2\]"):
-        export_generator(run_dir, tmp_path / "exports", epoch=7)
+        export_generator(run_dir, tmp_path / "exports", epoch=7, data_dir=SUBSET_DIR)
     with pytest.raises(ExportError, match="does not exist"):
-        export_generator(tmp_path / "no-such-run", tmp_path / "exports")
+        export_generator(tmp_path / "no-such-run", tmp_path / "exports", data_dir=SUBSET_DIR)
     assert not (tmp_path / "exports").exists()
 
 
@@ -418,10 +418,10 @@ def test_corrupt_checkpoint_and_generator_are_refused(trained_run_dir, tmp_path)
     with open(data_file, "r+b") as file:
         file.truncate(os.path.getsize(data_file) // 2)
     with pytest.raises(ExportError, match=r"checkpoint .*epoch-1 cannot be restored.*is it corrupt"):
-        export_generator(run_dir, tmp_path / "exports", epoch=1)
+        export_generator(run_dir, tmp_path / "exports", epoch=1, data_dir=SUBSET_DIR)
     (run_dir / "generator.keras").write_bytes(b"not a keras zip file")
     with pytest.raises(ExportError, match=r"generator.keras cannot be loaded.*is it corrupt"):
-        export_generator(run_dir, tmp_path / "exports")
+        export_generator(run_dir, tmp_path / "exports", data_dir=SUBSET_DIR)
     assert not (tmp_path / "exports").exists()
 
 
@@ -430,7 +430,7 @@ def test_unwritable_export_root_is_refused(trained_run_dir, tmp_path):
     not_a_folder = tmp_path / "exports"
     not_a_folder.write_text("a file where the export root should be")
     with pytest.raises(ExportError, match="is a file, not a folder"):
-        export_generator(trained_run_dir, not_a_folder / "inner")
+        export_generator(trained_run_dir, not_a_folder / "inner", data_dir=SUBSET_DIR)
     assert not_a_folder.read_text() == "a file where the export root should be"
 
 
@@ -438,7 +438,7 @@ def test_unwritable_export_root_is_refused(trained_run_dir, tmp_path):
 def test_read_only_export_root_is_refused(trained_run_dir, tmp_path):
     with read_only_folder(tmp_path) as root:
         with pytest.raises(ExportError, match="cannot create the export folder"):
-            export_generator(trained_run_dir, root)
+            export_generator(trained_run_dir, root, data_dir=SUBSET_DIR)
         assert os.listdir(root) == []
 
 
@@ -446,12 +446,12 @@ def test_read_only_export_root_is_refused(trained_run_dir, tmp_path):
 def test_bad_arguments_are_refused_before_any_work(trained_run_dir, tmp_path):
     for name in ("../escape", ".hidden", ""):
         with pytest.raises(ExportError, match="model name must be a plain folder name"):
-            export_generator(trained_run_dir, tmp_path / "exports", name=name)
+            export_generator(trained_run_dir, tmp_path / "exports", name=name, data_dir=SUBSET_DIR)
     for version in (0, -3, "2"):
         with pytest.raises(ExportError, match="version must be a positive integer"):
-            export_generator(trained_run_dir, tmp_path / "exports", version=version)
+            export_generator(trained_run_dir, tmp_path / "exports", version=version, data_dir=SUBSET_DIR)
     with pytest.raises(ExportError, match="epoch must be an integer of at least 1, got 0"):
-        export_generator(trained_run_dir, tmp_path / "exports", epoch=0)
+        export_generator(trained_run_dir, tmp_path / "exports", epoch=0, data_dir=SUBSET_DIR)
     assert not (tmp_path / "exports").exists()
 
 
@@ -465,7 +465,7 @@ def test_cli_prints_user_errors_and_exits_2(trained_run_dir, tmp_path, capsys):
 @pytest.mark.slow
 def test_cli_exports_a_checkpoint(trained_run_dir, tmp_path):
     completed = run_cli("export", trained_run_dir, "--out", tmp_path / "exports", "--name", "digits", "--epoch", "1",
-                        "--version", "7", check=True)
+                        "--version", "7", "--data-dir", SUBSET_DIR, check=True)
     version_dir = tmp_path / "exports" / "digits" / "7"
     assert "as version 7" in completed.stdout and str(version_dir) in completed.stdout
     manifest = json.loads((version_dir / "manifest.json").read_text())

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+from helpers import REPO_ROOT, SUBSET_DIR
 START_TIMEOUT_SECONDS = 60
 
 # Run the CLI in a process where importing TensorFlow or Keras fails, as on a device without them.
@@ -70,7 +70,7 @@ def exported_model(trained_run_dir, tmp_path_factory):
 
     export_root = tmp_path_factory.getbasetemp() / "serving_exports"
     if not (export_root / "dcgan" / "1" / "manifest.json").exists():  # imported by two modules: export once
-        export_generator(trained_run_dir, export_root, name="dcgan", version=1)
+        export_generator(trained_run_dir, export_root, name="dcgan", version=1, data_dir=SUBSET_DIR)
     result_dir = export_root / "dcgan" / "1"
     return ExportedModel(export_root, result_dir, result_dir / "generator.onnx", json.loads((result_dir / "manifest.json").read_text()))
 
