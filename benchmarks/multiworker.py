@@ -23,7 +23,10 @@ import time
 from keras_dcgan.config import RunOptions, TrainConfig
 from keras_dcgan.launcher import fit_flags
 
-DEFAULT_DATA_DIR = os.environ.get("KERAS_DCGAN_MNIST_DIR", "/work/shared/data/mnist")
+# MNIST as IDX files: $KERAS_DCGAN_MNIST_DIR, else ../shared/data/mnist beside the checkout.
+DEFAULT_DATA_DIR = os.environ.get(
+    "KERAS_DCGAN_MNIST_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "mnist")
+)
 # Keras' one-line epoch summary, e.g. "78/78 - 16s - 205ms/step - d_loss: ..."
 EPOCH_LINE = re.compile(r"^(?:\[worker 0\] )?(\d+)/\d+ - \S+ - ([\d.]+)(s|ms|us)/step", re.M)
 UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}

@@ -39,7 +39,10 @@ from keras_dcgan.data import load_idx_folder, training_dataset
 from keras_dcgan.precision import resolve_precision
 from keras_dcgan.training import build_model
 
-DEFAULT_DATA_DIR = os.environ.get("KERAS_DCGAN_MNIST_DIR", "/work/shared/data/mnist")
+# MNIST as IDX files: $KERAS_DCGAN_MNIST_DIR, else ../shared/data/mnist beside the checkout.
+DEFAULT_DATA_DIR = os.environ.get(
+    "KERAS_DCGAN_MNIST_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "mnist")
+)
 
 
 def forward_macs(model):
