@@ -102,7 +102,7 @@ class QualityEvaluation(keras.callbacks.Callback):
             return None
         return measure_asked_digits(
             lambda latents: _images(generator, latents), self.evaluator.classifier, self.config.latent_dim,
-            self.config.categorical_code, self.config.eval_samples,
+            self.config.categorical_code, self.options.eval_samples,
         )
 
     def _scores(self, generator):
