@@ -9,6 +9,7 @@ import glob
 import os
 import re
 import sys
+import textwrap
 import threading
 
 from keras_dcgan import __version__
@@ -89,20 +90,12 @@ EXAMPLES = {
     "fit": "keras-dcgan fit --data-dir ~/mnist --epochs 1 --run-dir runs/first",
     "evaluate": "keras-dcgan evaluate runs/dcgan --samples 2000",
     "latent-walk": "keras-dcgan latent-walk runs/dcgan --seeds 3,14,15 --steps 16 --output walk.gif",
-    "export": "keras-dcgan export runs/dcgan --out exports --name dcgan",
-    "generate": "keras-dcgan generate --onnx exports/dcgan/1/generator.onnx --n 16 --out digits.png",
+    "export": "keras-dcgan export runs/dcgan --data-dir ~/mnist --out exports --name dcgan",
+    "generate": "keras-dcgan generate --onnx exports/dcgan/1/generator.onnx --digit 7 --n 16 --out sevens.png",
     "serve": "keras-dcgan serve --onnx exports/dcgan/1/generator.onnx --port 8501",
 }
 EXAMPLE_HEADING = "example:\n"
-
-
-class ExampleHelpFormatter(argparse.HelpFormatter):
-    """Wraps descriptions as usual, but prints the example verbatim so that it can be pasted."""
-
-    def _fill_text(self, text, width, indent):
-        if text.startswith(EXAMPLE_HEADING):
-            return text
-        return super()._fill_text(text, width, indent)
+HELP_WIDTH = 78
 
 
 def build_parser():
@@ -121,7 +114,10 @@ def build_parser():
     add_serve_command(commands)
     for name, command in commands.choices.items():
         if name in EXAMPLES:
-            command.formatter_class = ExampleHelpFormatter
+            # Raw text keeps the example on one line, so that it can be pasted; the description,
+            # which argparse would otherwise wrap, is wrapped here.
+            command.formatter_class = argparse.RawDescriptionHelpFormatter
+            command.description = textwrap.fill(command.description, HELP_WIDTH) if command.description else None
             command.epilog = f"{EXAMPLE_HEADING}  {EXAMPLES[name]}"
     return parser
 
