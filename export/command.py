@@ -44,7 +44,7 @@ def add_export_command(commands):
     export.add_argument("--epoch", type=int, default=None, help="export the checkpoint of this epoch instead of generator.keras")
     export.add_argument(
         "--edge-variants", action="store_true",
-        help="also write generator.float16.onnx and generator.int8.onnx (smaller; see the README for their accuracy)",
+        help="also write generator.float16.onnx and generator.int8.onnx (smaller; docs/export.md has their accuracy)",
     )
     export.add_argument(
         "--data-dir", default=None,

@@ -6,10 +6,10 @@
                             layer's MatMul, which holds ~3/4 of the default generator's weights:
                             int8 weights, activations quantised per call. The convolutions stay
                             float32: onnxruntime's dynamic int8 convolution (ConvInteger) ran the
-                            default generator ~8x slower than float32 on x86 (README)
+                            default generator ~8x slower than float32 on x86 (docs/export.md)
 
 Same input and output names as the float32 file. Each variant's size and its difference to the
-float32 file on the parity latents are recorded in the manifest; see the README for the speed
+float32 file on the parity latents are recorded in the manifest; docs/export.md has the speed
 and the visual judgement.
 """
 

@@ -22,7 +22,7 @@ The paper's generators have only (transposed) convolutions that upsample; with j
 them at 28x28, the layers that draw the strokes see little. Stride-1 convolutions at 14x14
 ("refine") and at 28x28 (the output convolution) give them that capacity cheaply, and
 refine convolutions after the discriminator's first layer (two by default) give it a judge to
-match: each cut the FCD reached in equal training time (README, quality section).
+match: each cut the FCD reached in equal training time (docs/quality-and-speed.md).
 
 "Up x2" is, with `upsampling="resize-conv"` (the default), nearest-neighbour resizing
 followed by a 3x3 convolution, which cannot produce checkerboard artifacts (Odena et al.,

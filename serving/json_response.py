@@ -1,7 +1,7 @@
 """Response bodies as JSON bytes, numpy arrays included: orjson when it is installed, else the standard library.
 
-Why: a batch-1 answer holds 784 floats and encoding them was the largest cost of a request
-with the standard library (README, section serving, has the A/B figures). orjson writes
+Why: a batch-1 answer holds 784 floats, and encoding them with the standard library is the
+largest cost of a request. orjson writes
 float32 arrays directly, in their shortest round-trip form, so a client that reads them back
 as float32 gets exactly the server's values. Devices without orjson still work, just slower.
 """

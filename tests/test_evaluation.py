@@ -62,7 +62,7 @@ def test_unsure_share_counts_samples_below_the_confidence():
 
 
 def test_classifier_learned_the_subset(evaluator):
-    # 3,000 training images give ~95 %; the full train split gives >= 99 % (see README).
+    # 3,000 training images give ~95 %; the full train split gives >= 99 % (docs/quality-and-speed.md).
     assert evaluator.classifier.test_accuracy > 0.9
 
 

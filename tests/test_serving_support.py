@@ -135,7 +135,7 @@ def tensorflow_model_server_or_skip():
     binary = shutil.which("tensorflow_model_server")
     if binary is None:
         pytest.skip(
-            "tensorflow_model_server is not on PATH (it cannot be installed here; README, section serving, "
+            "tensorflow_model_server is not on PATH (it cannot be installed here; docs/serving.md, "
             "shows how to run these tests with the tensorflow/serving Docker image)"
         )
     return binary
