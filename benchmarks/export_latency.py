@@ -23,6 +23,7 @@ import onnxruntime  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_dcgan.latents import latents_from_seeds  # noqa: E402
+from keras_dcgan.serving.onnx_session import open_session  # noqa: E402
 
 BATCH_SIZES = (1, 64)
 
@@ -40,7 +41,7 @@ def describe(seconds):
 
 
 def onnx_runner(path, manifest):
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    session = open_session(path)
     input_name, output_name = manifest["onnx"]["input"], manifest["onnx"]["output"]
     return lambda latents: session.run([output_name], {input_name: latents})
 

@@ -6,12 +6,10 @@ classifier of the run's dataset (keras_dcgan/evaluation/asked_digits.py); where 
 dataset cannot be loaded, the entry says why instead of a figure.
 """
 
-import numpy as np
-
 from keras_dcgan.data import DataError
 from keras_dcgan.evaluation.asked_digits import measure_asked_digits
 from keras_dcgan.export.saved_model import DIGITS_SIGNATURE
-from keras_dcgan.image_range import to_unit_range
+from keras_dcgan.inference_generator import unit_range_images
 
 ACCURACY_SAMPLES = 10_000
 
@@ -51,8 +49,7 @@ def _measure(source, categories, data_dir, cache_dir, log):
         return {"measured": False, "reason": f"the run's data could not be loaded to score the digits: {error}"}
 
     def generate(latents):
-        batches = [source.generator(latents[start : start + 500], training=False) for start in range(0, len(latents), 500)]
-        return to_unit_range(np.concatenate(batches))
+        return unit_range_images(source.generator, latents)
 
     asked = measure_asked_digits(generate, classifier, source.latent_dim, categories, ACCURACY_SAMPLES)
     return {"measured": True, **asked.to_dict(), "classifier": classifier.key, "classifier_test_accuracy": classifier.test_accuracy}

@@ -9,6 +9,8 @@ belong to those weights. This module is that one recipe.
 
 import numpy as np
 
+from keras_dcgan.image_range import to_unit_range
+
 
 def float32_generator(config):
     """build_generator follows Keras' global dtype policy: build in float32 whatever it is.
@@ -45,6 +47,14 @@ def inference_generator(config, generator, generator_optimizer=None):
             variable.assign(np.asarray(average, dtype=np.float32))
         recalibrate_batch_norm(copy, config.latent_dim)
     return copy
+
+
+def unit_range_images(generator, latents, batch_size=500):
+    """float32 images in [0, 1] of `generator` in inference mode, `batch_size` latents at a time."""
+    return np.concatenate([
+        to_unit_range(np.asarray(generator(latents[start : start + batch_size], training=False)))
+        for start in range(0, len(latents), batch_size)
+    ])
 
 
 def weight_averages(optimizer):

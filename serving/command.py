@@ -94,8 +94,8 @@ def run_generate(args):
     except OSError as error:
         raise ValueError(f"cannot write {error.filename or out}: {error.strerror or error}") from error
     written.append(grid_path)
-    asked = f", each a {int(args.digit)}," if args.digit is not None else ""
-    print(f"wrote {len(images)} digits{asked} (seeds {seeds[0]}..{seeds[-1]}) to {out}" + (f" ({len(written)} files)" if len(written) > 1 else ""))
+    what = f"images of the digit {int(args.digit)}" if args.digit is not None else "digits"
+    print(f"wrote {len(images)} {what} (seeds {seeds[0]}..{seeds[-1]}) to {out}" + (f" ({len(written)} files)" if len(written) > 1 else ""))
     return 0
 
 

@@ -164,7 +164,7 @@ def test_the_rest_api_answers_bad_digits_with_400(digits_export, digit):
 def test_generate_draws_an_asked_digit_and_refuses_bad_ones(digits_export, tmp_path):
     out = tmp_path / "sevens.png"
     completed = run_cli("generate", "--onnx", digits_export.onnx_path, "--digit", 7, "--n", 4, "--out", out, check=True)
-    assert "4 digits, each a 7," in completed.stdout and out.is_file()
+    assert "wrote 4 images of the digit 7 (seeds" in completed.stdout and out.is_file()
     for digit in ("-1", "10", "3.5", "seven"):
         completed = run_cli("generate", "--onnx", digits_export.onnx_path, "--digit", digit, "--out", tmp_path / "bad.png")
         assert completed.returncode == 2

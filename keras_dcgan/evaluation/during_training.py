@@ -24,8 +24,7 @@ from keras_dcgan.atomic_write import atomic_path, write_json
 from keras_dcgan.evaluation.asked_digits import measure_asked_digits
 from keras_dcgan.evaluation.command import make_evaluator
 from keras_dcgan.evaluation.metrics import QUALITY_SCALARS
-from keras_dcgan.image_range import to_unit_range
-from keras_dcgan.inference_generator import inference_generator
+from keras_dcgan.inference_generator import inference_generator, unit_range_images
 from keras_dcgan.latents import latents_from_seeds
 
 
@@ -101,22 +100,15 @@ class QualityEvaluation(keras.callbacks.Callback):
         if not (self.config.code_labels and self.config.categorical_code):
             return None
         return measure_asked_digits(
-            lambda latents: _images(generator, latents), self.evaluator.classifier, self.config.latent_dim,
+            lambda latents: unit_range_images(generator, latents), self.evaluator.classifier, self.config.latent_dim,
             self.config.categorical_code, self.options.eval_samples,
         )
 
     def _scores(self, generator):
-        scores = self.evaluator.evaluate(_images(generator, self.latents)).to_dict()
+        scores = self.evaluator.evaluate(unit_range_images(generator, self.latents)).to_dict()
         scores.pop("samples")
         return scores
 
-
-def _images(generator, latents):
-    """The generator's images in [0, 1], 500 latents at a time."""
-    return np.concatenate([
-        to_unit_range(np.asarray(generator(latents[start : start + 500], training=False)))
-        for start in range(0, len(latents), 500)
-    ])
 
 
 def _read(path):

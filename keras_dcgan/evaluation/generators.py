@@ -11,7 +11,6 @@ Every one becomes a `Generator`: `generate(latents)` returns float32 images in [
 learnt the labels, or an export whose manifest records `digits`.
 """
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Callable
@@ -20,6 +19,7 @@ import numpy as np
 
 from keras_dcgan.image_range import to_unit_range
 from keras_dcgan.run_dir import CONFIG_FILE, RunDir
+from keras_dcgan.serving.manifest import ManifestError, read_manifest
 
 MANIFEST_FILE = "manifest.json"
 
@@ -85,8 +85,10 @@ def _manifest_data(folder):
     path = os.path.join(folder, MANIFEST_FILE)
     if not os.path.exists(path):
         return {}, None, 0
-    with open(path) as file:
-        manifest = json.load(file)
+    try:
+        manifest = read_manifest(path)
+    except ManifestError as error:
+        raise GeneratorSourceError(str(error)) from error
     config = (manifest.get("source") or {}).get("config") or {}
     data = {"dataset": config["dataset"]} if "dataset" in config else {}
     return data, manifest.get("latent_dim"), int((manifest.get("digits") or {}).get("categories", 0))
