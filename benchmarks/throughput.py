@@ -24,6 +24,7 @@ fields (booleans as true/false), e.g. the paper's networks and batch:
 """
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -97,8 +98,8 @@ class ProjectVariant:
     """The project's DCGAN with TrainConfig defaults plus `overrides`, stepped by its compiled train function."""
 
     def __init__(self, images, overrides, jit_compile=False, fused_batch_norm=True, labels=None):
-        self.config = TrainConfig(**{**TrainConfig().to_dict(), **overrides})
-        self.config.precision, _ = resolve_precision(self.config.precision)
+        config = TrainConfig(**{**TrainConfig().to_dict(), **overrides})
+        self.config = dataclasses.replace(config, precision=resolve_precision(config.precision)[0])
         self.name = (f"{self.config.precision}/{self.config.upsampling}{'+xla' if jit_compile else ''}"
                      f"{'' if fused_batch_norm else '+keras-bn'} b{self.config.batch_size}")
         previous = keras.config.dtype_policy()

@@ -32,7 +32,8 @@ from keras_dcgan.categorical_code import code_indices
 
 
 class DCGAN(keras.Model):
-    def __init__(self, generator, discriminator, latent_dim, seed=0, categorical_code=0, code_labels=False, **kwargs):
+    def __init__(self, generator, discriminator, latent_dim, seed=0, categorical_code=0, code_labels=False,
+                 generator_code_weight=1.0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -40,6 +41,7 @@ class DCGAN(keras.Model):
         self.seed = seed
         self.categorical_code = categorical_code
         self.code_labels = bool(code_labels and categorical_code)
+        self.generator_code_weight = generator_code_weight
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
         self.code_loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -111,7 +113,7 @@ class DCGAN(keras.Model):
                 info_loss = self.code_loss_fn(code_indices(latent, self.categorical_code), code_logits)
             label_loss = self.code_loss_fn(labels, real_code_logits) if self.code_labels else tf.zeros_like(d_loss)
             # inside the tapes, which record only there
-            d_total, g_total = d_loss + info_loss + label_loss, g_loss + info_loss
+            d_total, g_total = d_loss + info_loss + label_loss, g_loss + self.generator_code_weight * info_loss
 
         discriminator_variables = self.discriminator.trainable_variables
         generator_variables = self.generator.trainable_variables

@@ -42,7 +42,7 @@ def build_model(config, fused_batch_norm=True):
     discriminator = build_discriminator(config, fused_batch_norm=fused_batch_norm)
     model = DCGAN(
         generator, discriminator, config.latent_dim, seed=config.seed, categorical_code=config.categorical_code,
-        code_labels=config.code_labels,
+        code_labels=config.code_labels, generator_code_weight=config.generator_code_weight,
     )
     model.compile(
         generator_optimizer=keras.optimizers.Adam(

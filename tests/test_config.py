@@ -24,6 +24,8 @@ def test_categorical_code_must_fit_in_the_latent(categories):
         (dict(generator_lr=float("nan")), "generator_lr must be a finite positive number, got nan"),
         (dict(generator_lr=0.0), "generator_lr must be a finite positive number, got 0.0"),
         (dict(seed=-1), "seed must be 0 or more, got -1"),
+        (dict(generator_code_weight=-0.5), "generator_code_weight must be a finite number of 0 or more, got -0.5"),
+        (dict(generator_code_weight=float("inf")), "generator_code_weight must be a finite number of 0 or more, got inf"),
         (dict(beta1=1.0), r"beta1 must be in \[0, 1\)"),
     ],
 )
