@@ -1,7 +1,7 @@
 """Time to quality: training seconds until each model first reaches a given FCD.
 
     .venv/bin/python benchmarks/time_to_quality.py [--data-dir DIR] [--epochs 10] [--samples 10000]
-        [--variants "paper=precision:float32;fast=precision:mixed_bfloat16,generator_ema:0.999"]
+        [--variants "paper=precision:float32;fast=precision:mixed_bfloat16,generator_ema:0.999"] [--seeds 0,1]
 
 The TF tutorial re-implementation and each project variant (TrainConfig defaults plus the
 listed overrides, trained by the compiled train function `keras-dcgan fit` uses) take turns,
@@ -13,8 +13,12 @@ average are scored on the average (`ema`) and on the last weights (`raw`). The i
 kernel (keras_dcgan/fused_batch_norm.py). Variants whose code learns the labels (`code_labels`)
 are also asked for each digit in turn (--samples seeds) and print the share drawn as asked.
 
-Printed: a table per epoch, then, with T = the tutorial's best FCD over its epochs, the
-training seconds each model needed to first reach T and T/4 (and T/10).
+`--seeds 0,1,2` trains every variant once per seed, all interleaved.
+
+Printed: a table per epoch; per model its best FCD and epoch, the mean FCD and score of its last
+three epochs, and the first epoch (and training seconds) at which it reached the quality target
+(classifier score >= --target-score and FCD <= --target-fcd); then, with T = the tutorial's best
+FCD over its epochs, the training seconds each model needed to first reach T and T/4 (and T/10).
 """
 
 import argparse
@@ -85,6 +89,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--variants", default="defaults=", help="NAME=FIELD:VALUE,...;NAME=... (TrainConfig overrides)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds: every variant trains once per seed (NAME-sSEED)")
+    parser.add_argument("--target-score", type=float, default=9.5, help="quality target: classifier score at least this ...")
+    parser.add_argument("--target-fcd", type=float, default=3.0, help="... and FCD at most this")
     parser.add_argument("--no-tutorial", action="store_true")
     parser.add_argument("--json", default=None, help="write every measurement here")
     parser.add_argument("--grids", default=None, help="folder for an 8x8 sample grid (seeds 0-63) per model and epoch")
@@ -93,12 +100,16 @@ def main(argv=None):
     evaluator = make_evaluator(data_dir=args.data_dir)
     images = evaluator.train.images
     models = [] if args.no_tutorial else [Tutorial(images)]
-    for item in filter(None, args.variants.split(";")):
-        name, _, overrides = item.partition("=")
-        fields = overrides.split(",")
-        fused_batch_norm = KERAS_BATCH_NORM not in fields
-        fields = ",".join(field for field in fields if field != KERAS_BATCH_NORM)
-        models.append(Project(name, images, throughput.parse_overrides(fields), fused_batch_norm, evaluator.train.labels))
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    for seed in seeds:
+        for item in filter(None, args.variants.split(";")):
+            name, _, overrides = item.partition("=")
+            fields = overrides.split(",")
+            fused_batch_norm = KERAS_BATCH_NORM not in fields
+            fields = ",".join(field for field in fields if field != KERAS_BATCH_NORM)
+            overrides = {**throughput.parse_overrides(fields), "seed": seed}
+            name = f"{name}-s{seed}" if len(seeds) > 1 else name
+            models.append(Project(name, images, overrides, fused_batch_norm, evaluator.train.labels))
     real = evaluator.real_reference(args.samples)
     print(f"real (train vs test, {args.samples}): FCD {real.fcd:.3f}, score {real.classifier_score:.3f}, "
           f"class KL {real.class_kl:.4f}, unsure {real.unsure_share:.1%}, checkerboard {real.checkerboard:.3f}", flush=True)
@@ -136,7 +147,7 @@ def main(argv=None):
         if args.json:
             with open(args.json, "w") as file:
                 json.dump({"real": real.to_dict(), "records": records}, file, indent=1)
-    summarize(records)
+    summarize(records, args.target_score, args.target_fcd)
 
 
 def _in_batches(sample, latents, batch_size=500):
@@ -153,17 +164,20 @@ def _latent_dim(model):
     return model.model.latent_dim if isinstance(model, Tutorial) else model.variant.config.latent_dim
 
 
-def summarize(records):
+def summarize(records, target_score, target_fcd):
     names = list(dict.fromkeys(record["model"] for record in records))
     tutorial = [record["fcd"] for record in records if record["model"] == "tutorial"]
-    print("\nmodel                   best FCD (epoch)   last-3 mean FCD  last-3 mean score  min class share (last)")
+    print(f"\nmodel                   best FCD (epoch)   last-3 mean FCD  last-3 mean score  min class share (last)  "
+          f"first score >= {target_score} and FCD <= {target_fcd}")
     for name in names:
         mine = [record for record in records if record["model"] == name]
         best = min(mine, key=lambda record: record["fcd"])
         last = mine[-3:]
+        first = next((r for r in mine if r["classifier_score"] >= target_score and r["fcd"] <= target_fcd), None)
         print(
             f"{name:22} {best['fcd']:9.3f} ({best['epoch']:2d})   {np.mean([r['fcd'] for r in last]):14.3f}  "
-            f"{np.mean([r['classifier_score'] for r in last]):17.3f}  {min(mine[-1]['class_shares']):.1%}"
+            f"{np.mean([r['classifier_score'] for r in last]):17.3f}  {min(mine[-1]['class_shares']):21.1%}  "
+            + (f"epoch {first['epoch']}, {first['train_seconds']:.0f} training s" if first else "not reached")
         )
     if not tutorial:
         return
