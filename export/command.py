@@ -2,6 +2,8 @@
 
 import logging
 
+from keras_dcgan.export.digit_input import DEFAULT_DIGIT_SAMPLES
+
 DEFAULT_EXPORT_ROOT = "exports"
 DEFAULT_NAME = "dcgan"
 
@@ -12,7 +14,7 @@ def run_export(args):
 
     result = export_generator(
         args.run_dir, args.out, name=args.name, version=args.version, epoch=args.epoch, edge_variants=args.edge_variants,
-        data_dir=args.data_dir, cache_dir=args.cache_dir,
+        data_dir=args.data_dir, cache_dir=args.cache_dir, digit_samples=args.digit_samples,
     )
     manifest = result.manifest
     source = manifest["source"]
@@ -49,6 +51,11 @@ def add_export_command(commands):
     export.add_argument(
         "--data-dir", default=None,
         help="folder of IDX files of the run's dataset, to score a digit input (default: TFDS)",
+    )
+    export.add_argument(
+        "--digit-samples", type=int, default=DEFAULT_DIGIT_SAMPLES, metavar="N",
+        help="seeded samples the evaluation classifier scores to record how often a generator that takes digits "
+        "draws the digit asked (default: %(default)s)",
     )
     export.add_argument(
         "--cache-dir", default=None,

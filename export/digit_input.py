@@ -8,10 +8,9 @@ dataset cannot be loaded, the entry says why instead of a figure.
 
 from keras_dcgan.data import DataError
 from keras_dcgan.evaluation.asked_digits import measure_asked_digits
-from keras_dcgan.export.saved_model import DIGITS_SIGNATURE
-from keras_dcgan.inference_generator import unit_range_images
 
-ACCURACY_SAMPLES = 10_000
+# The CLI's `export --digit-samples` default: the modules that need TensorFlow load where they are used.
+DEFAULT_DIGIT_SAMPLES = 10_000
 
 
 def digit_categories(config):
@@ -19,12 +18,15 @@ def digit_categories(config):
     return config.categorical_code if config.code_labels else 0
 
 
-def describe_digits(source, data_dir=None, cache_dir=None, log=print):
+def describe_digits(source, data_dir=None, cache_dir=None, samples=DEFAULT_DIGIT_SAMPLES, log=print):
     """The manifest entry for `source` (export/generator_source.py), or None for a generator that takes no digits.
 
     `data_dir` is where the run's dataset lies as IDX files (None: TFDS), `cache_dir` where the
     evaluation classifier is cached: both are where-to-run options, not part of the run's config.
+    `samples` seeded latents are scored (seeds 0 to samples - 1).
     """
+    from keras_dcgan.export.saved_model import DIGITS_SIGNATURE
+
     categories = digit_categories(source.config)
     if not categories:
         return None
@@ -35,13 +37,14 @@ def describe_digits(source, data_dir=None, cache_dir=None, log=print):
         "latent": f"the generator draws category argmax(latent[:{categories}]); digit d swaps the largest of those "
         "values with the value at position d (keras_dcgan.digits.latents_for_digits), a N(0, I) latent of category d",
         "signature": DIGITS_SIGNATURE,
-        "asked_digits": _measure(source, categories, data_dir, cache_dir, log),
+        "asked_digits": _measure(source, categories, data_dir, cache_dir, samples, log),
     }
 
 
-def _measure(source, categories, data_dir, cache_dir, log):
+def _measure(source, categories, data_dir, cache_dir, samples, log):
     from keras_dcgan.evaluation.classifier import load_or_train_classifier
     from keras_dcgan.evaluation.command import load_splits
+    from keras_dcgan.inference_generator import unit_range_images
 
     try:
         classifier = load_or_train_classifier(*load_splits(source.config.dataset, data_dir), cache_dir, log=log)
@@ -51,5 +54,5 @@ def _measure(source, categories, data_dir, cache_dir, log):
     def generate(latents):
         return unit_range_images(source.generator, latents)
 
-    asked = measure_asked_digits(generate, classifier, source.latent_dim, categories, ACCURACY_SAMPLES)
+    asked = measure_asked_digits(generate, classifier, source.latent_dim, categories, samples)
     return {"measured": True, **asked.to_dict(), "classifier": classifier.key, "classifier_test_accuracy": classifier.test_accuracy}

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from keras_dcgan.data import IMAGE_SHAPE
 from keras_dcgan.export import version_folder
-from keras_dcgan.export.digit_input import describe_digits, digit_categories
+from keras_dcgan.export.digit_input import DEFAULT_DIGIT_SAMPLES, describe_digits, digit_categories
 from keras_dcgan.export.edge_variants import write_edge_variants
 from keras_dcgan.export.errors import ExportError
 from keras_dcgan.export.generator_source import load_generator_source, recorded_quality
@@ -37,13 +37,15 @@ class ExportResult:
 
 
 def export_generator(
-    run_dir, export_root, name="dcgan", version=None, epoch=None, edge_variants=False, data_dir=None, cache_dir=None
+    run_dir, export_root, name="dcgan", version=None, epoch=None, edge_variants=False, data_dir=None, cache_dir=None,
+    digit_samples=DEFAULT_DIGIT_SAMPLES,
 ):
     """Export the final generator of `run_dir` (or the one saved at the end of `epoch`).
 
     `version=None` takes the next free version. `edge_variants=True` adds the float16 and
     dynamic-int8 ONNX files of edge_variants.py (recorded under manifest["onnx_variants"]).
-    `data_dir` (IDX files; None: TFDS) and `cache_dir` serve to score a digit input, if any.
+    `data_dir` (IDX files; None: TFDS) and `cache_dir` serve to score a digit input, if any,
+    on `digit_samples` seeded latents.
     Raises ExportError (a ValueError) for a run dir without a generator, a corrupt checkpoint,
     an unwritable export root, an existing version, or outputs that differ from the Keras
     generator by more than the parity tolerance (ParityError).
@@ -51,12 +53,16 @@ def export_generator(
     version_folder.check_model_name(name)
     if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
         raise ExportError(f"epoch must be an integer, got {epoch!r}")
+    if isinstance(digit_samples, bool) or not isinstance(digit_samples, int) or digit_samples < 1:
+        raise ExportError(f"digit_samples must be a positive integer, got {digit_samples!r}")
     base_path = os.path.join(os.path.abspath(export_root), name)
     version = version_folder.choose_version(base_path, version)  # refuse an existing version before slow work
     source = load_generator_source(run_dir, epoch)  # before any folder is made: a bad run dir leaves nothing
+    categories = digit_categories(source.config)
+    if digit_samples < categories:  # every digit is asked for at least once
+        raise ExportError(f"digit_samples must be at least the {categories} digits the generator takes, got {digit_samples}")
 
     with version_folder.staged_version_folder(base_path, version) as staging:
-        categories = digit_categories(source.config)
         save_saved_model(source.generator, source.latent_dim, staging, categories)
         opset = export_onnx(source.generator, source.latent_dim, os.path.join(staging, ONNX_FILE))
         saved_model = tf.saved_model.load(staging)
@@ -82,7 +88,7 @@ def export_generator(
             parity=parity,
             quality=recorded_quality(source.run_dir, source.epoch),
             variants=variants,
-            digits=describe_digits(source, data_dir, cache_dir),
+            digits=describe_digits(source, data_dir, cache_dir, digit_samples),
         )
         write_manifest(staging, manifest)
 

@@ -4,7 +4,6 @@ Either way it is a float32 generator freshly built from the run's config.json (`
 so exports always compute in float32 and their BatchNorm layers run on the moving statistics.
 """
 
-import json
 import os
 from dataclasses import dataclass
 
@@ -46,12 +45,10 @@ def recorded_quality(run_dir, epoch):
     {"epoch", "fcd", "classifier_score", "class_kl", "checkerboard", "classifier", "real_train_vs_test"}:
     numbers are only comparable at the same classifier, hence its key and the real-data reference.
     """
-    path = RunDir(run_dir).metrics_path
-    if epoch is None or not os.path.exists(path):
+    if epoch is None:
         return None
     try:
-        with open(path) as file:
-            metrics = json.load(file)
+        metrics = RunDir(run_dir).read_metrics()
         record = next((entry for entry in metrics["epochs"] if entry["epoch"] == epoch and "fcd" in entry), None)
     except (OSError, ValueError, KeyError, TypeError):
         return None  # quality is informative only: a damaged metrics.json must not stop an export

@@ -7,9 +7,9 @@ integer labels), held in memory (MNIST is 47 MB):
 
 `training_dataset` turns the images into the stream `fit` consumes: float32 in [-1, 1],
 cached, shuffled, batched with the global batch size (dropping the remainder, so every
-replica always gets a full share), repeated, prefetched; with labels, {"images", "labels"}
-batches, for a categorical code that learns them (`code_labels`); a dict rather than an (x, y)
-tuple, whose second item Keras would read as targets for compiled losses this model has none of.
+replica always gets a full share), repeated, prefetched; with labels, for a categorical code
+that learns them (`code_labels`), batches of images and labels packed in one tensor
+(`pack_labelled_batch`).
 """
 
 import os
@@ -21,6 +21,7 @@ import numpy as np
 from keras_dcgan.idx import IdxFormatError, read_idx
 
 IMAGE_SHAPE = (28, 28, 1)
+PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 # IDX file stems per split, as distributed by the MNIST authors (and Fashion-MNIST).
 IDX_SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
 # Where TFDS downloads MNIST-like datasets from; probed before a download so that an
@@ -161,8 +162,29 @@ def check_code_labels(labels, categories):
     return labels
 
 
+def pack_labelled_batch(images, labels):
+    """float32 [N, 28*28 + 1]: images [N, 28, 28, 1] flattened, their integer labels (exact below 2**24) as the last column.
+
+    One tensor rather than a dict or a tuple: before `fit` trains under a tf.distribute strategy,
+    Keras draws one batch and reduces it across replicas, which MultiWorkerMirroredStrategy does
+    for a tensor but not for a structure of them; and Keras would read a tuple's second item as
+    targets for compiled losses, which this model has none of.
+    """
+    import tensorflow as tf
+
+    flat_images = tf.reshape(tf.cast(images, tf.float32), [-1, PIXELS])
+    return tf.concat([flat_images, tf.cast(labels, tf.float32)[:, tf.newaxis]], axis=1)
+
+
+def unpack_labelled_batch(batch):
+    """(images float32 [N, 28, 28, 1], labels int64 [N]) of a `pack_labelled_batch` batch."""
+    import tensorflow as tf
+
+    return tf.reshape(batch[:, :PIXELS], [-1, *IMAGE_SHAPE]), tf.cast(batch[:, PIXELS], tf.int64)
+
+
 def training_dataset(images, global_batch_size, seed, labels=None):
-    """An endless stream of shuffled float32 batches in [-1, 1] (with int64 labels: a dict), one epoch after another.
+    """An endless stream of shuffled float32 batches in [-1, 1] (with labels: packed with them), one epoch after another.
 
     Shuffling has a fixed seed, so the order of every epoch is reproducible. The explicit
     DATA auto-shard policy makes multi-worker runs split batches, not files (there are none).
@@ -172,10 +194,10 @@ def training_dataset(images, global_batch_size, seed, labels=None):
     if labels is None:
         dataset, scale = tf.data.Dataset.from_tensor_slices(images), scale_images
     else:
-        dataset = tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels})
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
 
-        def scale(batch):
-            return {"images": scale_images(batch["images"]), "labels": batch["labels"]}
+        def scale(image_batch, label_batch):
+            return pack_labelled_batch(scale_images(image_batch), label_batch)
     dataset = (
         dataset
         .cache()

@@ -9,15 +9,16 @@ and each network takes an Adam step on its own loss. With an InfoGAN categorical
 add the code's cross-entropy on the fakes (InfoGAN's lower bound on the mutual information
 between code and image, weight 1 as in the paper for discrete codes) to their loss:
     info_loss = CE(argmax(z[:k]), code_logits(fake))
-With `code_labels` the batches are {"images", "labels"} and the same head also learns the real
-images' labels, as AC-GAN's auxiliary classifier does (Odena et al. 2017): the discriminator
-adds label_loss = CE(label, code_logits(x)), so the head names digits, and the generator,
-rewarded for making category k recognisable as k, draws digit k in category k.
+With `code_labels` the batches hold images and labels (one tensor: data.pack_labelled_batch)
+and the same head also learns the real images' labels, as AC-GAN's auxiliary classifier does
+(Odena et al. 2017): the discriminator adds label_loss = CE(label, code_logits(x)), so the
+head names digits, and the generator, rewarded for making category k recognisable as k,
+draws digit k in category k.
 
 Written for tf.distribute (see the project's ENVIRONMENT notes):
-- `call(images)` returns the discriminator's logits, so Keras can build the model under
-  any strategy by calling it on a batch of the dataset;
-- both optimisers are built on their variables in `compile()`, inside the strategy scope;
+- both networks are built from their Input layers and both optimisers on their variables
+  in `compile()`, inside the strategy scope, so Keras has nothing left to build from a batch
+  (`call(images)` returns the discriminator's logits);
 - Keras losses already divide by the replica count, so gradients sum correctly across
   replicas; the *logged* losses are multiplied back, so logs do not depend on it;
 - logged values are rank 1: MultiWorkerMirroredStrategy cannot reduce scalars in `fit`.
@@ -29,6 +30,7 @@ import keras
 import tensorflow as tf
 
 from keras_dcgan.categorical_code import code_indices
+from keras_dcgan.data import unpack_labelled_batch
 
 
 class DCGAN(keras.Model):
@@ -58,20 +60,9 @@ class DCGAN(keras.Model):
         generator_optimizer.build(self.generator.trainable_variables)
         discriminator_optimizer.build(self.discriminator.trainable_variables)
         # The networks are built from their Input layers; nothing is left for Keras to
-        # build by calling the model on data.
+        # build by calling the model on data (it still reduces one drawn batch: see
+        # data.pack_labelled_batch).
         self.built = True
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        """Keras' build before `fit`, without the batch it would draw to build from: compile() built everything.
-
-        Keras first reduces one distributed batch across replicas, which MultiWorkerMirroredStrategy
-        cannot do for a dict of images and labels ("Attempt to convert a value ({'images': PerReplica...").
-        Keras has no public switch for this: the override is the second private name this package
-        relies on. If a Keras release renames it, the override no longer runs and the two-worker
-        tests in tests/test_distributed.py fail with that error; pyproject.toml pins Keras to the
-        versions they passed on.
-        """
-        super()._maybe_symbolic_build(iterator=None, data_batch=data_batch)
 
     @property
     def metrics(self):
@@ -98,7 +89,7 @@ class DCGAN(keras.Model):
         return tf.random.stateless_normal((batch_size, self.latent_dim), seed=seed)
 
     def train_step(self, data):
-        images, labels = (data["images"], data["labels"]) if self.code_labels else (data, None)
+        images, labels = unpack_labelled_batch(data) if self.code_labels else (data, None)
         batch_size = tf.shape(images)[0]
         latent = self.sample_latent(batch_size)
         with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:

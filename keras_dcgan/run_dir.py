@@ -12,6 +12,7 @@ Training, its callbacks, evaluation and export all reach these files through `Ru
 other module names them. TensorFlow and Keras are imported only by the methods that need them.
 """
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -103,6 +104,16 @@ class RunDir:
 
     def write_config(self, config):
         atomic_write.write_text(self.config_path, config.to_json())
+
+    def read_metrics(self):
+        """The quality record `fit --eval-every` keeps in metrics.json: {"epochs": []} until there is one."""
+        if not os.path.exists(self.metrics_path):
+            return {"epochs": []}
+        with open(self.metrics_path) as file:
+            try:
+                return json.load(file)
+            except json.JSONDecodeError as error:
+                raise RunDirError(f"{self.metrics_path} is not valid JSON ({error}); delete it to start a new one") from error
 
     def saved_epochs(self):
         from keras_dcgan.checkpoints import saved_epochs

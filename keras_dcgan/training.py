@@ -71,7 +71,10 @@ def check_run_dir(config, run):
 
 
 def train(config, options, verbose="auto"):
-    """Train the experiment `config` where and as `options` say; returns a TrainingResult."""
+    """Train the experiment `config` where and as `options` say; returns a TrainingResult.
+
+    Training sets Keras' global dtype policy to the run's precision; the caller gets its own back.
+    """
     run = RunDir(options.run_dir)
     resuming = check_run_dir(config, run)
     chief = is_chief()
@@ -79,9 +82,11 @@ def train(config, options, verbose="auto"):
     output = run if chief else RunDir(scratch_dir(run.path))
     if not chief:
         shutil.rmtree(output.path, ignore_errors=True)  # left by this worker if it was killed
+    policy = keras.config.dtype_policy()
     try:
         return _train(config, options, run, output, resuming, verbose)
     finally:
+        keras.config.set_dtype_policy(policy)
         if not chief:
             shutil.rmtree(output.path, ignore_errors=True)
 

@@ -14,6 +14,9 @@ from keras_dcgan.config import RunOptions, TrainConfig
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SUBSET_DIR = REPO_ROOT / "tests" / "data" / "mnist_subset"
 RUN_OPTION_NAMES = {field.name for field in dataclasses.fields(RunOptions)}
+# Samples a test export scores to record how well the generator draws the digits asked (the
+# default, 10,000, is the CLI's: test_export.py checks it).
+DIGIT_SAMPLES = 200
 
 
 def find_full_mnist():
@@ -62,17 +65,10 @@ def small_run(run_dir, **overrides):
     return small_config(**experiment), RunOptions(**options)
 
 
-def train_keeping_policy(config, options):
-    """Train in this process, then restore the dtype policy training set, so later tests see the one they expect."""
-    import keras
-
-    from keras_dcgan.training import train
-
-    policy = keras.config.dtype_policy()
-    try:
-        return train(config, options, verbose=0)
-    finally:
-        keras.config.set_dtype_policy(policy)
+def evaluated_run(run_dir, epochs, cache_dir):
+    """(TrainConfig, RunOptions) of `small_run` keeping a weight average of the generator (0.9) and scoring
+    200 samples every 2nd epoch with the classifier cached in `cache_dir`."""
+    return small_run(run_dir, epochs=epochs, generator_ema=0.9, eval_every=2, eval_samples=200, cache_dir=str(cache_dir))
 
 
 def run_cli(*args, env=None, timeout=600, check=False):

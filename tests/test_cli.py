@@ -142,15 +142,6 @@ def test_startup_noise_is_filtered_but_errors_are_not():
         assert not is_startup_noise(line, has_nvidia_device=False), line
 
 
-@pytest.mark.slow
-def test_export_prints_its_result_and_no_start_up_noise(trained_run_dir, tmp_path):
-    completed = run_cli("export", trained_run_dir, "--out", tmp_path / "exports", "--data-dir", SUBSET_DIR)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "Exported generator.keras" in completed.stdout
-    noisy = [line for line in completed.stderr.splitlines(keepends=True) if is_startup_noise(line.encode(), has_nvidia_device=False)]
-    assert noisy == [], noisy
-
-
 # A process in which the training extra is not installed: importing its modules fails as a missing package does.
 WITHOUT_TRAIN_EXTRA = """
 import importlib.abc, sys

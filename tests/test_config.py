@@ -88,3 +88,12 @@ def test_run_dir_that_is_a_file_or_under_one_is_refused(tmp_path):
         RunDir(a_file / "run").check_writable()
     RunDir(tmp_path / "new" / "run").check_writable()  # a folder that can be made is fine
     assert a_file.read_text() == "not a folder" and not (tmp_path / "new").exists()
+
+
+def test_metrics_json_is_empty_until_written_and_a_broken_one_is_named(tmp_path):
+    run = RunDir(tmp_path)
+    assert run.read_metrics() == {"epochs": []}
+    (tmp_path / "metrics.json").write_text('{"epochs": [{"epoch": 1')
+    with pytest.raises(RunDirError, match=re.escape(f"{tmp_path / 'metrics.json'} is not valid JSON")) as refusal:
+        run.read_metrics()
+    assert "delete it to start a new one" in str(refusal.value) and "\n" not in str(refusal.value)

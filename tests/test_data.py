@@ -9,7 +9,7 @@ import pytest
 
 from helpers import small_config
 from keras_dcgan import data
-from keras_dcgan.data import DataError, load_idx_folder, load_images, load_tfds, training_dataset
+from keras_dcgan.data import DataError, load_idx_folder, load_images, load_tfds, training_dataset, unpack_labelled_batch
 from keras_dcgan.idx import write_idx
 
 
@@ -70,6 +70,19 @@ def test_pipeline_shuffles_each_epoch_reproducibly():
     first, again = first_two_epochs(), first_two_epochs()
     assert first == again  # same seed, same order
     assert sorted(first[0]) == list(range(64)) and first[0] != first[1]  # a permutation, reshuffled per epoch
+
+
+def test_pipeline_with_labels_packs_each_image_with_its_own_label():
+    # Image i is all pixels i, its label i % 10: the packed batches must keep every pair together.
+    images = np.arange(96, dtype=np.uint8).reshape(96, 1, 1, 1) * np.ones((1, 28, 28, 1), np.uint8)
+    labels = np.arange(96, dtype=np.int64) % 10
+    for batch in training_dataset(images, global_batch_size=32, seed=2, labels=labels).take(4):
+        assert batch.shape == (32, 28 * 28 + 1) and batch.dtype == np.float32
+        batch_images, batch_labels = unpack_labelled_batch(batch)
+        assert batch_images.shape == (32, 28, 28, 1) and batch_labels.dtype == np.int64
+        indices = np.round((batch_images.numpy() + 1) * 127.5).astype(int)
+        assert (indices == indices[:, :1, :1, :1]).all()  # no image mixed with another
+        np.testing.assert_array_equal(batch_labels.numpy(), indices[:, 0, 0, 0] % 10)
 
 
 def test_tfds_source_through_mock_data():

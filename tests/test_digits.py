@@ -12,8 +12,8 @@ from keras_dcgan.data import DataError, check_code_labels, load_idx_folder, trai
 from keras_dcgan.digits import check_digits, cycled_digits, digit_latents_from_seeds, latents_for_digits
 from keras_dcgan.export import seed_latents
 from keras_dcgan.latents import latents_from_seeds
-from keras_dcgan.training import build_model
-from helpers import SUBSET_DIR, run_cli, small_run, train_keeping_policy
+from keras_dcgan.training import build_model, train
+from helpers import DIGIT_SAMPLES, run_cli, small_run
 from test_serving_support import start_keras_dcgan_serve
 
 BAD_DIGITS = [-1, 10, 3.5, "7", True, None]
@@ -79,31 +79,21 @@ def test_the_code_head_learns_the_labels_of_real_images(mnist_subset_dir):
 def digits_run_dir(tmp_path_factory):
     """4 epochs on the 3,000 committed images: about 20 s, enough for the categories to draw their digits."""
     run_dir = tmp_path_factory.mktemp("digits_run")
-    train_keeping_policy(*small_run(run_dir, max_examples=None, epochs=4, backup_every_steps=1000))
+    train(*small_run(run_dir, max_examples=None, epochs=4, backup_every_steps=1000), verbose=0)
     return run_dir
 
 
 @pytest.mark.slow
-def test_a_trained_generator_draws_the_digit_asked_for(digits_run_dir, mnist_subset_dir, tmp_path):
+def test_a_trained_generator_draws_the_digit_asked_for(digits_run_dir, subset_classifier):
     """Chance is 10 %; a generator that ignored the digit (unsupervised categories) measured 8 % here."""
     from keras_dcgan.evaluation.asked_digits import measure_asked_digits
-    from keras_dcgan.evaluation.classifier import load_or_train_classifier
-    from keras_dcgan.evaluation.command import load_splits
     from keras_dcgan.evaluation.generators import open_generator
 
-    classifier = load_or_train_classifier(*load_splits("mnist", str(mnist_subset_dir)), str(tmp_path), epochs=6, log=lambda _: None)
     generator = open_generator(digits_run_dir)
     assert generator.digit_categories == 10
-    asked = measure_asked_digits(generator.generate, classifier, generator.latent_dim, 10, 1000)
+    asked = measure_asked_digits(generator.generate, subset_classifier, generator.latent_dim, 10, 1000)
     assert asked.accuracy > 0.5  # measured: 92 %
     assert np.median(asked.per_digit) > 0.5
-
-
-@pytest.fixture(scope="module")
-def digits_export(trained_run_dir, tmp_path_factory):
-    from keras_dcgan.export.exporter import export_generator
-
-    return export_generator(trained_run_dir, tmp_path_factory.mktemp("digits_exports"), data_dir=SUBSET_DIR)
 
 
 SEEDS = np.arange(20, 36, dtype=np.int64)
@@ -111,29 +101,30 @@ DIGITS = (SEEDS * 3) % 10
 
 
 @pytest.mark.slow
-def test_the_manifest_records_what_digits_mean_and_how_well_they_were_drawn(digits_export):
-    digits = digits_export.manifest["digits"]
+def test_the_manifest_records_what_digits_mean_and_how_well_they_were_drawn(exported_model, subset_classifier):
+    digits = exported_model.manifest["digits"]
     assert digits["categories"] == 10 and digits["signature"] == "generate_digits"
     assert "label d" in digits["meaning"]
     asked = digits["asked_digits"]
-    assert asked["measured"] and asked["samples"] == 10_000 and len(asked["per_digit"]) == 10
+    assert asked["measured"] and asked["samples"] == DIGIT_SAMPLES and len(asked["per_digit"]) == 10
     assert 0.0 <= asked["accuracy"] <= 1.0
-    assert digits_export.manifest["parity"]["max_abs_difference"]["saved_model_digits"] <= 1e-4
+    assert asked["classifier"] == subset_classifier.key  # the dataset's classifier, found in the cache
+    assert exported_model.manifest["parity"]["max_abs_difference"]["saved_model_digits"] <= 1e-4
 
 
 @pytest.mark.slow
-def test_seed_and_digit_give_the_same_image_on_every_back_end(digits_export, trained_run_dir, tmp_path):
+def test_seed_and_digit_give_the_same_image_on_every_back_end(exported_model, trained_run_dir, tmp_path):
     from keras_dcgan.evaluation.generators import open_generator
     from keras_dcgan.serving.rest_client import RestClient
     from keras_dcgan.serving.session import GeneratorSession
 
     reference = open_generator(trained_run_dir).generate(digit_latents_from_seeds(SEEDS, DIGITS, 32, 10))
-    saved_model = tf.saved_model.load(digits_export.version_dir)
+    saved_model = tf.saved_model.load(exported_model.version_dir)
     from_saved_model = saved_model.signatures["generate_digits"](seeds=tf.constant(SEEDS), digits=tf.constant(DIGITS))["images"]
-    session = GeneratorSession(digits_export.onnx_path)
+    session = GeneratorSession(exported_model.onnx_path)
     from_onnx = session.generate_digits(SEEDS, DIGITS)
 
-    server = start_keras_dcgan_serve(digits_export.onnx_path)
+    server = start_keras_dcgan_serve(exported_model.onnx_path)
     try:
         from_server = RestClient(server.url).generate_digits(SEEDS, DIGITS)
         asked = run_cli("generate", "--server", server.url, "--digit", 7, "--n", 3, "--out", tmp_path / "sevens.png")
@@ -153,11 +144,11 @@ def test_seed_and_digit_give_the_same_image_on_every_back_end(digits_export, tra
 
 @pytest.mark.slow
 @pytest.mark.parametrize("digit", [-1, 10, 3.5, "7"])
-def test_the_rest_api_answers_bad_digits_with_400(digits_export, digit):
+def test_the_rest_api_answers_bad_digits_with_400(exported_model, digit):
     from keras_dcgan.serving.rest_api import PredictionApi
     from keras_dcgan.serving.session import GeneratorSession
 
-    api = PredictionApi(GeneratorSession(digits_export.onnx_path))
+    api = PredictionApi(GeneratorSession(exported_model.onnx_path))
     body = json.dumps({"signature_name": "generate_digits", "inputs": {"seeds": [1, 2], "digits": [3, digit]}})
     status, payload = api.respond("POST", "/v1/models/dcgan:predict", body.encode())
     assert status == 400 and "\n" not in payload["error"]
@@ -165,12 +156,12 @@ def test_the_rest_api_answers_bad_digits_with_400(digits_export, digit):
 
 
 @pytest.mark.slow
-def test_generate_draws_an_asked_digit_and_refuses_bad_ones(digits_export, tmp_path):
+def test_generate_draws_an_asked_digit_and_refuses_bad_ones(exported_model, tmp_path):
     out = tmp_path / "sevens.png"
-    completed = run_cli("generate", "--onnx", digits_export.onnx_path, "--digit", 7, "--n", 4, "--out", out, check=True)
+    completed = run_cli("generate", "--onnx", exported_model.onnx_path, "--digit", 7, "--n", 4, "--out", out, check=True)
     assert "wrote 4 images of the digit 7 (seeds" in completed.stdout and out.is_file()
     for digit in ("-1", "10", "3.5", "seven"):
-        completed = run_cli("generate", "--onnx", digits_export.onnx_path, "--digit", digit, "--out", tmp_path / "bad.png")
+        completed = run_cli("generate", "--onnx", exported_model.onnx_path, "--digit", digit, "--out", tmp_path / "bad.png")
         assert completed.returncode == 2
         assert len(completed.stderr.strip().splitlines()) == 1, completed.stderr
         assert "digit" in completed.stderr

@@ -370,9 +370,9 @@ print("HISTORIES", json.dumps(histories))
 
 
 @pytest.mark.slow
-def test_mirrored_over_two_logical_cpus_logs_the_same_loss_scale_as_one_device(tmp_path):
+def test_mirrored_over_two_logical_cpus_logs_the_same_loss_scale_as_one_device(tmp_path, subset_classifier, classifier_cache_dir):
     # --eval-every with --generator-ema too: scoring the weight average needs the strategy's scope.
-    evaluation = dict(generator_ema=0.9, eval_every=2, eval_samples=256, cache_dir=str(tmp_path / "classifier"))
+    evaluation = dict(generator_ema=0.9, eval_every=2, eval_samples=256, cache_dir=classifier_cache_dir)
     runs = {
         name: [dataclasses.asdict(part) for part in small_run(tmp_path / name, strategy=name, **evaluation)]
         for name in ("mirrored", "default")

@@ -1,17 +1,18 @@
 """The evaluation metrics on real data, on broken "generators", and end to end on a run and its ONNX export.
 
 The classifier is trained once per test run on the committed MNIST subset (3,000 train
-images, a few seconds) and cached in a temp dir that the CLI test reuses.
+images; conftest.py: `subset_classifier`) and cached in a temp dir that the CLI test reuses.
 """
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
-from helpers import SUBSET_DIR, run_cli
+from helpers import SUBSET_DIR, evaluated_run, run_cli
 from keras_dcgan.evaluation import metrics
-from keras_dcgan.evaluation.classifier import load_or_train_classifier, to_unit_range
+from keras_dcgan.evaluation.classifier import to_unit_range
 from keras_dcgan.evaluation.command import load_splits
 from keras_dcgan.evaluation.report import Evaluator
 
@@ -19,15 +20,8 @@ SAMPLES = 1000
 
 
 @pytest.fixture(scope="session")
-def classifier_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("classifier_cache")
-
-
-@pytest.fixture(scope="session")
-def evaluator(mnist_subset_dir, classifier_cache):
-    train, test = load_splits("mnist", str(mnist_subset_dir))
-    classifier = load_or_train_classifier(train, test, str(classifier_cache), epochs=6, log=lambda message: None)
-    return Evaluator(train, test, classifier)
+def evaluator(mnist_subset_dir, subset_classifier):
+    return Evaluator(*load_splits("mnist", str(mnist_subset_dir)), subset_classifier)
 
 
 @pytest.fixture(scope="session")
@@ -104,10 +98,10 @@ def test_period2_pattern_raises_the_checkerboard_measure(evaluator, real_images,
 
 
 @pytest.mark.slow
-def test_evaluate_command_on_a_run(trained_run_dir, classifier_cache, evaluator, tmp_path):
+def test_evaluate_command_on_a_run(trained_run_dir, classifier_cache_dir, evaluator, tmp_path):
     output = tmp_path / "scores.json"
     completed = run_cli(
-        "evaluate", trained_run_dir, "--data-dir", SUBSET_DIR, "--samples", 300, "--cache-dir", classifier_cache,
+        "evaluate", trained_run_dir, "--data-dir", SUBSET_DIR, "--samples", 300, "--cache-dir", classifier_cache_dir,
         "--json", output, check=True,
     )
     assert "real (train vs test)" in completed.stdout and "FCD" in completed.stdout
@@ -121,26 +115,23 @@ def test_evaluate_command_on_a_run(trained_run_dir, classifier_cache, evaluator,
     assert asked["samples"] == 300 and len(asked["per_digit"]) == 10
 
 
-def test_evaluate_refuses_what_is_not_a_generator(tmp_path):
-    completed = run_cli("evaluate", tmp_path)
-    assert completed.returncode == 2
-    assert "not a run dir" in completed.stderr
+def test_evaluate_refuses_what_is_not_a_generator(tmp_path, capsys):
+    from keras_dcgan.cli import main
+
+    assert main(["evaluate", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "not a run dir" in error and error.count("\n") == 1
 
 
 @pytest.mark.slow
-def test_evaluate_agrees_on_a_run_its_onnx_file_and_its_saved_model(trained_run_dir, classifier_cache, tmp_path):
+def test_evaluate_agrees_on_a_run_its_onnx_file_and_its_saved_model(trained_run_dir, exported_model, classifier_cache_dir):
     from keras_dcgan.evaluation.command import evaluate_source
-    from keras_dcgan.export.exporter import export_generator
 
-    exported = export_generator(trained_run_dir, tmp_path / "exports", data_dir=SUBSET_DIR)
+    sources = {"run": trained_run_dir, "generator.onnx": exported_model.onnx_path, "saved_model": exported_model.version_dir}
     results = {
-        source.name if source.is_file() else "run" if source == trained_run_dir else "saved_model": evaluate_source(
-            source, samples=300, data_dir=SUBSET_DIR, cache_dir=str(classifier_cache), log=lambda message: None
-        )
-        for source in (trained_run_dir, tmp_path / "exports" / "dcgan" / "1" / "generator.onnx", tmp_path / "exports" / "dcgan" / "1")
+        name: evaluate_source(source, samples=300, data_dir=SUBSET_DIR, cache_dir=classifier_cache_dir, log=lambda message: None)
+        for name, source in sources.items()
     }
-    assert set(results) == {"run", "generator.onnx", "saved_model"}
-    assert exported.version == 1
     run_scores = results["run"][0]
     for name in ("generator.onnx", "saved_model"):
         scores, real, *_ = results[name]
@@ -152,14 +143,11 @@ def test_evaluate_agrees_on_a_run_its_onnx_file_and_its_saved_model(trained_run_
 
 
 @pytest.mark.slow
-def test_fit_evaluates_every_n_epochs_and_resumes_the_record(tmp_path, classifier_cache, evaluator):
+def test_fit_evaluates_every_n_epochs_and_resumes_the_record(evaluated_run_dir, classifier_cache_dir, evaluator, tmp_path):
     from keras_dcgan.evaluation.command import evaluate_source
     from keras_dcgan.training import train
-    from helpers import small_run
 
-    overrides = dict(eval_every=2, eval_samples=200, cache_dir=str(classifier_cache), generator_ema=0.9)
-    train(*small_run(tmp_path, epochs=3, **overrides), verbose=0)
-    content = json.loads((tmp_path / "metrics.json").read_text())
+    content = json.loads((evaluated_run_dir / "metrics.json").read_text())
     epochs = content["epochs"]
     assert [record["epoch"] for record in epochs] == [1, 2, 3]
     assert ["fcd" in record for record in epochs] == [False, True, True]  # every 2nd epoch and the last
@@ -167,18 +155,20 @@ def test_fit_evaluates_every_n_epochs_and_resumes_the_record(tmp_path, classifie
     assert all(record["asked_digits"]["samples"] == 200 for record in epochs[1:])  # the code learns the labels
     assert content["classifier"]["key"] == evaluator.classifier.key
     assert content["real_train_vs_test"]["fcd"] < epochs[-1]["fcd"]
-    assert (tmp_path / "metrics.png").stat().st_size > 10_000
-    assert list((tmp_path / "logs" / "quality").iterdir())
+    assert (evaluated_run_dir / "metrics.png").stat().st_size > 10_000
+    assert list((evaluated_run_dir / "logs" / "quality").iterdir())
 
-    train(*small_run(tmp_path, epochs=4, **overrides), verbose=0)  # resume for one more epoch
-    epochs = json.loads((tmp_path / "metrics.json").read_text())["epochs"]
+    run_dir = tmp_path / "run"
+    shutil.copytree(evaluated_run_dir, run_dir)
+    train(*evaluated_run(run_dir, 4, classifier_cache_dir), verbose=0)  # resume for one more epoch
+    epochs = json.loads((run_dir / "metrics.json").read_text())["epochs"]
     assert [record["epoch"] for record in epochs] == [1, 2, 3, 4]
     assert epochs[3]["train_seconds"] > epochs[2]["train_seconds"] and "fcd" in epochs[3]
 
     # The final generator.keras holds the weight average, as the last evaluation scored it.
-    final = evaluate_source(tmp_path, samples=200, data_dir=SUBSET_DIR, cache_dir=str(classifier_cache), log=lambda message: None)[0]
+    final = evaluate_source(run_dir, samples=200, data_dir=SUBSET_DIR, cache_dir=classifier_cache_dir, log=lambda message: None)[0]
     assert final.fcd == pytest.approx(epochs[3]["fcd"], rel=1e-3)
-    at_epoch = evaluate_source(tmp_path, epoch=4, samples=200, data_dir=SUBSET_DIR, cache_dir=str(classifier_cache), log=lambda message: None)[0]
+    at_epoch = evaluate_source(run_dir, epoch=4, samples=200, data_dir=SUBSET_DIR, cache_dir=classifier_cache_dir, log=lambda message: None)[0]
     assert at_epoch.fcd == pytest.approx(epochs[3]["fcd"], rel=1e-3)
 
 

@@ -1,12 +1,13 @@
 """Export: TF Serving SavedModel + ONNX + manifest, checked with the real loaders.
 
-One module-scoped export of the shared `trained_run_dir` serves the read-only checks;
-tests that change things export into their own tmp_path.
+One session-scoped export of the shared `trained_run_dir` (conftest.py: `exported_model`)
+serves the read-only checks; tests that change things export into their own tmp_path.
 """
 
 import io
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -18,8 +19,9 @@ import onnxruntime
 import pytest
 from PIL import Image
 
-from helpers import SUBSET_DIR, read_only_folder, run_cli, small_run
+from helpers import DIGIT_SAMPLES, SUBSET_DIR, read_only_folder, run_cli, small_run
 from keras_dcgan import image_grid
+from keras_dcgan.cli import build_parser, is_startup_noise
 from keras_dcgan.cli import main as cli_main
 from keras_dcgan.export import ExportError, ParityError, export_generator
 from keras_dcgan.export import exporter
@@ -31,11 +33,6 @@ from keras_dcgan.latents import MAX_SEED, latents_from_seeds
 
 TOLERANCE = 1e-4
 LATENT_DIM = 32  # small_run's
-
-
-@pytest.fixture(scope="module")
-def exported(trained_run_dir, tmp_path_factory):
-    return export_generator(trained_run_dir, tmp_path_factory.mktemp("exports"), data_dir=SUBSET_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +68,13 @@ def test_tensorflow_seed_latents_refuse_out_of_range_seeds():
 
 
 @pytest.mark.slow
-def test_version_folder_layout_and_manifest(exported, trained_run_dir):
-    base_path = os.path.dirname(exported.version_dir)
-    assert exported.version == 1 and os.listdir(base_path) == ["1"]  # no staging folder left
+def test_version_folder_layout_and_manifest(exported_model, trained_run_dir):
+    base_path = os.path.dirname(exported_model.version_dir)
+    assert exported_model.version == 1 and os.listdir(base_path) == ["1"]  # no staging folder left
     for name in ("saved_model.pb", "variables", "generator.onnx", "manifest.json"):
-        assert os.path.exists(os.path.join(exported.version_dir, name)), name
-    manifest = json.loads(open(exported.manifest_path).read())
-    assert manifest == exported.manifest
+        assert os.path.exists(os.path.join(exported_model.version_dir, name)), name
+    manifest = json.loads(open(exported_model.manifest_path).read())
+    assert manifest == exported_model.manifest
     assert manifest["format_version"] == 1 and manifest["model_name"] == "dcgan" and manifest["version"] == 1
     assert manifest["latent_dim"] == LATENT_DIM
     assert manifest["image_shape"] == [28, 28, 1] and manifest["value_range"] == [0.0, 1.0]
@@ -95,11 +92,11 @@ def test_version_folder_layout_and_manifest(exported, trained_run_dir):
     assert all(0 <= value <= TOLERANCE for value in differences.values())
 
     on_disk = set()
-    for directory, _, names in os.walk(exported.version_dir):
-        on_disk.update(os.path.relpath(os.path.join(directory, name), exported.version_dir) for name in names)
+    for directory, _, names in os.walk(exported_model.version_dir):
+        on_disk.update(os.path.relpath(os.path.join(directory, name), exported_model.version_dir) for name in names)
     assert set(manifest["files"]) == on_disk - {"manifest.json"}
     for relative, described in manifest["files"].items():
-        path = os.path.join(exported.version_dir, relative)
+        path = os.path.join(exported_model.version_dir, relative)
         assert described == {"sha256": sha256_of(path), "bytes": os.path.getsize(path)}, relative
 
 
@@ -142,14 +139,14 @@ SAVED_MODEL_WITHOUT_KERAS = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_saved_model_runs_in_plain_tensorflow_without_keras(exported, reference, tmp_path):
+def test_saved_model_runs_in_plain_tensorflow_without_keras(exported_model, reference, tmp_path):
     batch = 5
     latents_path, output_path = tmp_path / "latents.npy", tmp_path / "outputs.npz"
     np.save(latents_path, latents_from_seeds(np.arange(batch), LATENT_DIM))
     script = tmp_path / "load_without_keras.py"
     script.write_text(SAVED_MODEL_WITHOUT_KERAS)
     completed = subprocess.run(
-        [sys.executable, str(script), exported.version_dir, str(latents_path), str(output_path)],
+        [sys.executable, str(script), exported_model.version_dir, str(latents_path), str(output_path)],
         capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -179,12 +176,12 @@ def _signature_blocks(saved_model_cli_output):
 
 
 @pytest.mark.slow
-def test_saved_model_cli_lists_the_signatures(exported):
+def test_saved_model_cli_lists_the_signatures(exported_model):
     saved_model_cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     if not os.path.exists(saved_model_cli):
         pytest.skip(f"saved_model_cli (ships with tensorflow) not found beside {sys.executable}")
     completed = subprocess.run(
-        [saved_model_cli, "show", "--dir", exported.version_dir, "--all"],
+        [saved_model_cli, "show", "--dir", exported_model.version_dir, "--all"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -201,16 +198,16 @@ def test_saved_model_cli_lists_the_signatures(exported):
         assert output_name in outputs and f"dtype: {output_dtype}" in outputs and f"shape: {output_shape}\n" in outputs, outputs
 
 
-def _onnx_session(exported):
-    return onnxruntime.InferenceSession(exported.onnx_path, providers=["CPUExecutionProvider"])
+def _onnx_session(exported_model):
+    return onnxruntime.InferenceSession(exported_model.onnx_path, providers=["CPUExecutionProvider"])
 
 
 @pytest.mark.slow
-def test_onnx_file_has_documented_names_and_dynamic_batch(exported):
-    model = onnx.load(exported.onnx_path)
+def test_onnx_file_has_documented_names_and_dynamic_batch(exported_model):
+    model = onnx.load(exported_model.onnx_path)
     onnx.checker.check_model(model, full_check=True)
     opset = max(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
-    assert opset == exported.manifest["onnx"]["opset"] <= 18
+    assert opset == exported_model.manifest["onnx"]["opset"] <= 18
     (graph_input,), (graph_output,) = model.graph.input, model.graph.output
     assert graph_input.name == "latent" and graph_output.name == "images"
     input_dims = [dim.dim_param or dim.dim_value for dim in graph_input.type.tensor_type.shape.dim]
@@ -218,14 +215,14 @@ def test_onnx_file_has_documented_names_and_dynamic_batch(exported):
     assert input_dims == ["batch", LATENT_DIM] and output_dims == ["batch", 28, 28, 1]
     assert "BatchNormalization" not in {node.op_type for node in model.graph.node}  # folded: inference mode
 
-    session = _onnx_session(exported)
+    session = _onnx_session(exported_model)
     assert [item.name for item in session.get_inputs()] == ["latent"]
     assert [item.name for item in session.get_outputs()] == ["images"]
 
 
 @pytest.mark.slow
-def test_onnx_matches_keras_at_batch_1_and_64(exported, reference):
-    session = _onnx_session(exported)
+def test_onnx_matches_keras_at_batch_1_and_64(exported_model, reference):
+    session = _onnx_session(exported_model)
     latents = latents_from_seeds(np.arange(64), LATENT_DIM)
     for batch in (1, 64):
         (images,) = session.run(["images"], {"latent": latents[:batch]})
@@ -235,8 +232,8 @@ def test_onnx_matches_keras_at_batch_1_and_64(exported, reference):
 
 
 @pytest.mark.slow
-def test_onnx_outputs_do_not_depend_on_the_rest_of_the_batch(exported):
-    session = _onnx_session(exported)
+def test_onnx_outputs_do_not_depend_on_the_rest_of_the_batch(exported_model):
+    session = _onnx_session(exported_model)
     latents = latents_from_seeds(np.arange(64), LATENT_DIM)
     others = latents_from_seeds(np.arange(1000, 1064), LATENT_DIM) * 3.0  # very different batch statistics
     others[0] = latents[0]
@@ -280,37 +277,36 @@ def test_epoch_checkpoint_gives_that_epochs_weights(trained_run_dir, source):
 
 
 @pytest.mark.slow
-def test_epoch_checkpoint_of_a_weight_average_run_gives_the_average(tmp_path):
+def test_epoch_checkpoint_of_a_weight_average_run_gives_the_average(evaluated_run_dir):
     import tensorflow as tf
 
     from keras_dcgan.networks import build_generator
-    from keras_dcgan.training import train
 
-    config, options = small_run(tmp_path / "ema_run", generator_ema=0.9, epochs=1)
-    train(config, options, verbose=0)
-    final = load_generator_source(options.run_dir)
-    from_checkpoint = load_generator_source(options.run_dir, epoch=1)
-    assert (final.epoch, final.step) == (1, 8)  # generator.keras recognised as epoch 1's weights
+    final = load_generator_source(evaluated_run_dir)
+    from_checkpoint = load_generator_source(evaluated_run_dir, epoch=3)
+    assert (final.epoch, final.step) == (3, 24)  # generator.keras recognised as epoch 3's weights
     for final_weight, checkpoint_weight in zip(final.generator.get_weights(), from_checkpoint.generator.get_weights()):
         np.testing.assert_allclose(checkpoint_weight, final_weight, rtol=1e-5, atol=1e-7)
-    last_weights = build_generator(config)
-    tf.train.Checkpoint(generator=last_weights).read(os.path.join(options.run_dir, "checkpoints", "epoch-1")).expect_partial()
+    last_weights = build_generator(final.config)
+    tf.train.Checkpoint(generator=last_weights).read(os.path.join(evaluated_run_dir, "checkpoints", "epoch-3")).expect_partial()
     assert not np.allclose(last_weights.get_weights()[0], from_checkpoint.generator.get_weights()[0])  # not the raw weights
 
 
 @pytest.mark.slow
-def test_mixed_bfloat16_run_exports_in_float32(tmp_path):
+def test_mixed_bfloat16_run_exports_in_float32(subset_classifier, tmp_path):
     import keras
 
     from keras_dcgan.training import train
 
+    before = keras.config.dtype_policy()
+    train(*small_run(tmp_path / "bf16_run", precision="mixed_bfloat16", epochs=1), verbose=0)
+    assert keras.config.dtype_policy().name == before.name != "mixed_bfloat16"  # training gives the process its policy back
+    keras.config.set_dtype_policy("mixed_bfloat16")  # as a caller that trains in bfloat16 itself would have it
     try:
-        train(*small_run(tmp_path / "bf16_run", precision="mixed_bfloat16", epochs=1), verbose=0)
-        assert keras.config.dtype_policy().name == "mixed_bfloat16"  # left so by training, in this process
-        result = export_generator(tmp_path / "bf16_run", tmp_path / "exports", data_dir=SUBSET_DIR)
+        result = export_generator(tmp_path / "bf16_run", tmp_path / "exports", data_dir=SUBSET_DIR, digit_samples=DIGIT_SAMPLES)
         assert keras.config.dtype_policy().name == "mixed_bfloat16"  # the export does not change it
     finally:
-        keras.config.set_dtype_policy("float32")
+        keras.config.set_dtype_policy(before)
     model = onnx.load(result.onnx_path)
     # Weights float32; the integers are shapes (resize-conv's nearest upsampling is a Tile).
     assert {initializer.data_type for initializer in model.graph.initializer} <= {
@@ -320,10 +316,10 @@ def test_mixed_bfloat16_run_exports_in_float32(tmp_path):
 
 
 @pytest.mark.slow
-def test_versions_count_up_and_existing_ones_are_refused(exported, trained_run_dir, tmp_path):
+def test_versions_count_up_and_existing_ones_are_refused(exported_model, trained_run_dir, subset_classifier, tmp_path):
     root = tmp_path / "exports"
-    shutil.copytree(exported.version_dir, root / "dcgan" / "1")  # a first export, made by the fixture
-    second = export_generator(trained_run_dir, root, epoch=1, data_dir=SUBSET_DIR)
+    shutil.copytree(exported_model.version_dir, root / "dcgan" / "1")  # a first export, made by the fixture
+    second = export_generator(trained_run_dir, root, epoch=1, data_dir=SUBSET_DIR, digit_samples=DIGIT_SAMPLES)
     assert second.version == 2 and second.manifest["version"] == 2
     assert second.manifest["source"]["checkpoint"] == os.path.join("checkpoints", "epoch-1")
     assert sorted(os.listdir(root / "dcgan")) == ["1", "2"]
@@ -337,10 +333,11 @@ def test_versions_count_up_and_existing_ones_are_refused(exported, trained_run_d
 
 @pytest.mark.slow
 def test_interrupted_export_leaves_no_folder(trained_run_dir, tmp_path, monkeypatch):
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt("interrupted while writing the ONNX file")
+    def interrupted(generator, latent_dim, folder, *args):
+        (pathlib.Path(folder) / "saved_model.pb").write_bytes(b"half a SavedModel")
+        raise KeyboardInterrupt("interrupted while writing the SavedModel")
 
-    monkeypatch.setattr(exporter, "export_onnx", interrupted)
+    monkeypatch.setattr(exporter, "save_saved_model", interrupted)
     existing_base = tmp_path / "served" / "dcgan"
     (existing_base / "3").mkdir(parents=True)  # a version being served
     with pytest.raises(KeyboardInterrupt):
@@ -362,8 +359,10 @@ def test_parity_failure_is_loud_and_leaves_nothing(trained_run_dir, tmp_path, mo
 
 
 @pytest.mark.slow
-def test_edge_variants_are_smaller_run_and_are_recorded(trained_run_dir, tmp_path):
-    result = export_generator(trained_run_dir, tmp_path / "exports", edge_variants=True, data_dir=SUBSET_DIR)
+def test_edge_variants_are_smaller_run_and_are_recorded(trained_run_dir, subset_classifier, tmp_path):
+    result = export_generator(
+        trained_run_dir, tmp_path / "exports", edge_variants=True, data_dir=SUBSET_DIR, digit_samples=DIGIT_SAMPLES
+    )
     variants = result.manifest["onnx_variants"]
     assert set(variants) == {"float16", "int8"}
     float32_bytes = os.path.getsize(result.onnx_path)
@@ -452,7 +451,17 @@ def test_bad_arguments_are_refused_before_any_work(trained_run_dir, tmp_path):
             export_generator(trained_run_dir, tmp_path / "exports", version=version, data_dir=SUBSET_DIR)
     with pytest.raises(ExportError, match="epoch must be an integer of at least 1, got 0"):
         export_generator(trained_run_dir, tmp_path / "exports", epoch=0, data_dir=SUBSET_DIR)
+    for samples in (0, -5, True, "200", 2.5):
+        with pytest.raises(ExportError, match="digit_samples must be a positive integer"):
+            export_generator(trained_run_dir, tmp_path / "exports", data_dir=SUBSET_DIR, digit_samples=samples)
+    with pytest.raises(ExportError, match="digit_samples must be at least the 10 digits the generator takes, got 9"):
+        export_generator(trained_run_dir, tmp_path / "exports", data_dir=SUBSET_DIR, digit_samples=9)
     assert not (tmp_path / "exports").exists()
+
+
+def test_cli_scores_as_many_digit_samples_as_the_docs_quote_unless_told():
+    assert build_parser().parse_args(["export", "runs/dcgan"]).digit_samples == 10_000  # docs/digits.md
+    assert build_parser().parse_args(["export", "runs/dcgan", "--digit-samples", "50"]).digit_samples == 50
 
 
 @pytest.mark.slow
@@ -463,12 +472,16 @@ def test_cli_prints_user_errors_and_exits_2(trained_run_dir, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_exports_a_checkpoint(trained_run_dir, tmp_path):
+def test_cli_exports_a_checkpoint_and_prints_no_start_up_noise(trained_run_dir, subset_classifier, tmp_path):
     completed = run_cli("export", trained_run_dir, "--out", tmp_path / "exports", "--name", "digits", "--epoch", "1",
-                        "--version", "7", "--data-dir", SUBSET_DIR, check=True)
+                        "--version", "7", "--data-dir", SUBSET_DIR, "--digit-samples", DIGIT_SAMPLES, check=True)
     version_dir = tmp_path / "exports" / "digits" / "7"
+    assert f"Exported {os.path.join('checkpoints', 'epoch-1')} of {trained_run_dir}" in completed.stdout
     assert "as version 7" in completed.stdout and str(version_dir) in completed.stdout
+    noisy = [line for line in completed.stderr.splitlines(keepends=True) if is_startup_noise(line.encode(), has_nvidia_device=False)]
+    assert noisy == [], noisy
     manifest = json.loads((version_dir / "manifest.json").read_text())
     assert manifest["model_name"] == "digits" and manifest["source"]["checkpoint"] == os.path.join("checkpoints", "epoch-1")
     assert manifest["source"]["step"] == 8
+    assert manifest["digits"]["asked_digits"]["samples"] == DIGIT_SAMPLES
     assert os.listdir(tmp_path / "exports" / "digits") == ["7"]

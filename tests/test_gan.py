@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dcgan.config import TrainConfig
+from keras_dcgan.data import pack_labelled_batch
 from keras_dcgan.training import build_model
 
 
@@ -27,7 +28,7 @@ def test_one_train_step_changes_both_networks_and_nothing_else():
     )
     before = _values(network_variables + training_state)
 
-    logs = model.train_step({"images": images, "labels": labels})
+    logs = model.train_step(pack_labelled_batch(images, labels))
 
     after = _values(network_variables + training_state)
     changed = {path for path in before if not np.array_equal(before[path], after[path])}
@@ -58,6 +59,7 @@ def test_fit_runs_and_logs_all_six_values():
     model = _small_model()
     images = np.random.default_rng(0).uniform(-1, 1, (64, 28, 28, 1)).astype(np.float32)
     labels = np.arange(64) % 10
-    history = model.fit(tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels}).batch(16), epochs=1, verbose=0, shuffle=False)
+    batches = tf.data.Dataset.from_tensor_slices(pack_labelled_batch(images, labels)).batch(16)
+    history = model.fit(batches, epochs=1, verbose=0, shuffle=False)
     assert set(history.history) == {"d_loss", "g_loss", "real_score", "fake_score", "info_loss", "label_loss"}
     assert all(np.isfinite(np.asarray(values, dtype=float)).all() for values in history.history.values())

@@ -18,9 +18,8 @@ from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.serving.manifest import ManifestError
 from keras_dcgan.serving.rest_client import RestClient, ServingError
 from keras_dcgan.serving.session import GeneratorSession, InputError, ModelFileError
-from test_serving_support import (  # noqa: F401  (fixtures)
+from test_serving_support import (
     decode_png,
-    exported_model,
     run_tf_free_cli,
     start_keras_dcgan_serve,
     start_tensorflow_model_server,

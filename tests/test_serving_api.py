@@ -13,7 +13,6 @@ import pytest
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.serving.rest_api import PredictionApi
 from keras_dcgan.serving.session import GeneratorSession
-from test_serving_support import exported_model  # noqa: F401  (fixture)
 
 MAX_BATCH = 64
 PREDICT = "/v1/models/dcgan:predict"

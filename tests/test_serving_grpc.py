@@ -34,10 +34,9 @@ from keras_dcgan.latents import latents_from_seeds  # noqa: E402
 from keras_dcgan.serving.grpc_client import GrpcClient, fill_tensor, tensor_to_numpy  # noqa: E402
 from keras_dcgan.serving.rest_client import ServingError  # noqa: E402
 from keras_dcgan.serving.session import GeneratorSession  # noqa: E402
-from test_serving_support import (  # noqa: E402,F401  (fixtures)
+from test_serving_support import (  # noqa: E402
     REPO_ROOT,
     decode_png,
-    exported_model,
     run_tf_free_cli,
     start_tensorflow_model_server,
 )

@@ -16,7 +16,7 @@ import urllib.parse
 import pytest
 
 from keras_dcgan.latents import latents_from_seeds
-from test_serving_support import exported_model, start_keras_dcgan_serve  # noqa: F401  (fixture)
+from test_serving_support import start_keras_dcgan_serve
 
 PREDICT = "/v1/models/dcgan:predict"
 IDLE_CONNECTIONS = 500

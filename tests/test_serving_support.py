@@ -1,10 +1,9 @@
-"""Shared by the serving tests: one real export, processes without TensorFlow, servers on free ports.
+"""Shared by the serving tests: processes without TensorFlow, servers on free ports (the export they serve: conftest.py).
 
-No tests here; test_serving.py and test_serving_grpc.py import these fixtures and helpers.
+No tests here; test_serving.py and test_serving_grpc.py import these helpers.
 """
 
 import io
-import json
 import os
 import pathlib
 import shutil
@@ -15,13 +14,12 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import REPO_ROOT, SUBSET_DIR
+from helpers import REPO_ROOT
 START_TIMEOUT_SECONDS = 60
 
 # Run the CLI in a process where importing TensorFlow or Keras fails, as on a device without them.
@@ -53,26 +51,6 @@ def tf_free_cli(*args):
 def run_tf_free_cli(*args, timeout=120):
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(tf_free_cli(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=environment)
-
-
-@dataclass
-class ExportedModel:
-    export_root: pathlib.Path
-    version_dir: pathlib.Path
-    onnx_path: pathlib.Path
-    manifest: dict
-
-
-@pytest.fixture(scope="session")
-def exported_model(trained_run_dir, tmp_path_factory):
-    """The tiny trained run exported once by the real `export_generator` (SavedModel + ONNX + manifest)."""
-    from keras_dcgan.export import export_generator
-
-    export_root = tmp_path_factory.getbasetemp() / "serving_exports"
-    if not (export_root / "dcgan" / "1" / "manifest.json").exists():  # imported by two modules: export once
-        export_generator(trained_run_dir, export_root, name="dcgan", version=1, data_dir=SUBSET_DIR)
-    result_dir = export_root / "dcgan" / "1"
-    return ExportedModel(export_root, result_dir, result_dir / "generator.onnx", json.loads((result_dir / "manifest.json").read_text()))
 
 
 def free_port():

@@ -13,8 +13,6 @@ A resumed run appends to metrics.json, with its clocks continuing where they sto
 Scoring time is excluded from `train_seconds` (not from `wall_seconds`).
 """
 
-import json
-import os
 import time
 
 import keras
@@ -38,7 +36,7 @@ class QualityEvaluation(keras.callbacks.Callback):
         self.path = run.metrics_path
         self.plot_path = run.metrics_plot_path
         self.log_dir = run.log_dir("quality")
-        self.content = _read(self.path)
+        self.content = run.read_metrics()
         self.evaluator = None
         self.latents = latents_from_seeds(range(options.eval_samples), config.latent_dim)
 
@@ -108,17 +106,6 @@ class QualityEvaluation(keras.callbacks.Callback):
         scores = self.evaluator.evaluate(unit_range_images(generator, self.latents)).to_dict()
         scores.pop("samples")
         return scores
-
-
-
-def _read(path):
-    if not os.path.exists(path):
-        return {"epochs": []}
-    with open(path) as file:
-        try:
-            return json.load(file)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON ({error}); delete it to start a new one") from error
 
 
 def write_plot(path, records):
