@@ -9,7 +9,8 @@ For each batch size, interleaved in one run:
   HTTP, JSON or Python server at all);
 - old: `keras-dcgan serve` of `--old-commit`, run from `git archive` of that commit in a
   temporary folder with this same Python environment;
-- new: `keras-dcgan serve` of this checkout.
+- new: `keras-dcgan serve` of this checkout, with its defaults (batching on), and with
+  `--no-batching` (one request per model call), to show what batching does.
 C client threads, each on its own keep-alive connection, send serving_default predict
 requests back to back for S seconds (after a 1 s warm-up), each request timed from sending
 to the last byte of its answer. The client writes prebuilt request bytes on a raw socket and
@@ -216,9 +217,10 @@ def main(argv=None):
                 process, url = start_server([sys.executable, "-c", RUN_FROM_FOLDER, str(folder), *serve])
                 processes.append(process)
                 targets.append((f"old ({args.old_commit})", url, process.pid))
-            process, url = start_server([sys.executable, "-m", "keras_dcgan.cli", *serve])
-            processes.append(process)
-            targets.append(("new", url, process.pid))
+            for name, flags in (("new, batching", []), ("new, --no-batching", ["--no-batching"])):
+                process, url = start_server([sys.executable, "-m", "keras_dcgan.cli", *serve, *flags])
+                processes.append(process)
+                targets.append((name, url, process.pid))
             print(f"{args.clients} clients x {args.seconds:g} s per target and batch size, latent_dim {latent_dim}, "
                   f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
             print(f"{'target':>34} {'batch':>5} {'pred/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'CPU ms/pred':>11} "

@@ -405,12 +405,12 @@ def test_generate_draws_many_digits_in_batches_with_the_same_result(exported_mod
 
 @pytest.mark.parametrize("use_orjson", [True, False], ids=["orjson", "stdlib json"])
 def test_response_encoding_round_trips_float32_exactly(session, monkeypatch, use_orjson):
-    from keras_dcgan.serving import json_response
+    from keras_dcgan.serving import json_codec
 
     if not use_orjson:
-        monkeypatch.setattr(json_response, "orjson", None)
-    elif json_response.orjson is None:
+        monkeypatch.setattr(json_codec, "orjson", None)
+    elif json_codec.orjson is None:
         pytest.skip("orjson is not installed (it is a dependency of keras-dcgan; the stdlib case still runs)")
     images = session.generate_from_seeds([5, 6])
-    decoded = json.loads(json_response.encode({"predictions": images, "note": "x"}))
+    decoded = json.loads(json_codec.encode({"predictions": images, "note": "x"}))
     assert decoded["note"] == "x" and np.array_equal(np.asarray(decoded["predictions"], np.float32), images)
