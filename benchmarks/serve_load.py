@@ -22,7 +22,8 @@ On a machine shared with other jobs, predictions/s measure the share of the core
 as much as the target. So each target's CPU time during the measured seconds is read too (the
 server process's, all threads; the ceiling's model calls' own): CPU ms per prediction, and the
 capacity it implies, cores / CPU time per prediction, the predictions/s it would reach with
-every core to itself. "% ceiling" compares capacities.
+every core to itself. "pred/s %" compares predictions/s with the ceiling's in the same run,
+"capacity %" compares capacities.
 """
 
 import argparse
@@ -224,7 +225,7 @@ def main(argv=None):
             print(f"{args.clients} clients x {args.seconds:g} s per target and batch size, latent_dim {latent_dim}, "
                   f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
             print(f"{'target':>34} {'batch':>5} {'pred/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'CPU ms/pred':>11} "
-                  f"{'capacity':>8} {'% ceiling':>9} {'load avg':>8}")
+                  f"{'capacity':>8} {'pred/s %':>8} {'capacity %':>10} {'load avg':>8}")
             for batch in args.batch:
                 ceiling = load_onnxruntime(args.onnx, args.seconds, batch, args.cores)
                 results = [ceiling] + [
@@ -232,11 +233,12 @@ def main(argv=None):
                     for name, target_url, pid in targets
                 ]
                 for result in results:
-                    share = 100 * result["capacity"] / ceiling["capacity"]
+                    speed_share = 100 * result["predictions_per_second"] / ceiling["predictions_per_second"]
+                    capacity_share = 100 * result["capacity"] / ceiling["capacity"]
                     print(
                         f"{result['target']:>34} {batch:>5} {result['predictions_per_second']:>7,.0f} {result['p50_ms']:>8.2f} "
                         f"{result['p99_ms']:>8.2f} {result['errors']:>6} {result['cpu_ms_per_prediction']:>11.3f} "
-                        f"{result['capacity']:>8,.0f} {share:>8.0f}% {result['load_average']:>8.1f}",
+                        f"{result['capacity']:>8,.0f} {speed_share:>7.0f}% {capacity_share:>9.0f}% {result['load_average']:>8.1f}",
                         flush=True,
                     )
         finally:

@@ -414,3 +414,36 @@ def test_response_encoding_round_trips_float32_exactly(session, monkeypatch, use
     images = session.generate_from_seeds([5, 6])
     decoded = json.loads(json_codec.encode({"predictions": images, "note": "x"}))
     assert decoded["note"] == "x" and np.array_equal(np.asarray(decoded["predictions"], np.float32), images)
+
+
+REQUEST_DOCUMENTS = {
+    "latents": b'{"instances": [[0.5, -1.25e-3, 3]]}',
+    "NaN and Infinity literals": b'{"instances": [[NaN, Infinity, -Infinity]]}',
+    "beyond float range": b"[1e400, -1e400]",
+    "UTF-16": '{"signature_name": "serving_default"}'.encode("utf-16"),
+    "duplicate keys": b'{"a": 1, "a": 2}',
+}
+
+
+@pytest.mark.parametrize("name", REQUEST_DOCUMENTS)
+def test_request_decoding_with_orjson_reads_what_the_standard_library_reads(name, monkeypatch):
+    from keras_dcgan.serving import json_codec
+
+    if json_codec.orjson is None:
+        pytest.skip("orjson is not installed (it is a dependency of keras-dcgan)")
+    document = REQUEST_DOCUMENTS[name]
+    with_orjson = json_codec.decode(document)
+    monkeypatch.setattr(json_codec, "orjson", None)
+    assert repr(with_orjson) == repr(json_codec.decode(document))  # repr: NaN equals nothing, its repr does
+
+
+@pytest.mark.parametrize("use_orjson", [True, False], ids=["orjson", "stdlib json"])
+def test_request_decoding_errors_are_value_errors_with_the_standard_librarys_message(monkeypatch, use_orjson):
+    from keras_dcgan.serving import json_codec
+
+    if not use_orjson:
+        monkeypatch.setattr(json_codec, "orjson", None)
+    with pytest.raises(ValueError, match=r"Expecting value: line 1 column 21"):
+        json_codec.decode(b'{"instances": [[0.5,')
+    with pytest.raises(ValueError, match="nested too deeply"):
+        json_codec.decode(b"[" * 100_000)
