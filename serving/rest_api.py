@@ -14,8 +14,8 @@ As in TF Serving's handler: paths match case-insensitively, the model name is UR
 is 400 "Malformed request", and a predict body is parsed before the model is looked up.
 A server that merges concurrent predictions into one model call uses the two halves of
 `respond`: `begin` parses and checks a request (a bad one never reaches the model) and returns
-either its answer or a `PendingPrediction`; `complete` runs the latents of any number of those
-in one model call and answers each from its own rows.
+either its answer or a `PendingPrediction`; `run_model` runs the latents of any number of those
+in one model call, and `finish` answers each from its own rows (`complete` does both).
 Signatures (those of the exported SavedModel): `serving_default` (latent -> images),
 `generate_png` (latent -> png_bytes, sent as {"b64": ...}) and `generate_from_seeds`
 (seeds -> images), and for an export that takes digits `generate_digits` (seeds and digits ->
@@ -112,23 +112,24 @@ class PredictionApi:
         return self._answer(signature, started, 200, result)
 
     def complete(self, pending):
-        """One model call for the latents of every PendingPrediction in `pending`; [(status, payload)], one per request.
+        """One model call for the latents of every PendingPrediction in `pending`; [(status, payload)], one per request."""
+        return [self.finish(prediction, images) for prediction, images in zip(pending, self.run_model(pending), strict=True)]
 
-        Each request is answered from its own rows and checked on its own: a request whose
-        output is not finite gets its 400 while the others get their images.
-        """
+    def run_model(self, pending):
+        """One model call for every PendingPrediction in `pending`; each one's own rows of the output, unchecked."""
         latents = pending[0].latents if len(pending) == 1 else np.concatenate([prediction.latents for prediction in pending])
         images = self.session.run_model(latents)
         if self.metrics is not None:
             self.metrics.observe_batch(len(images), len(pending))
-        answers, start = [], 0
-        for prediction in pending:
-            rows = images[start : start + prediction.rows]
-            start += prediction.rows
-            answers.append(self._finish(prediction, rows))
-        return answers
+        ends = np.cumsum([prediction.rows for prediction in pending])
+        return np.split(images, ends[:-1])
 
-    def _finish(self, prediction, images):
+    def finish(self, prediction, images):
+        """(status, payload) of a prediction from its own rows of the model's output, checked on their own.
+
+        A request whose output is not finite gets its 400 while others of the same model call
+        get their images.
+        """
         try:
             outputs = self.session.check_images(images)
         except InputError as error:

@@ -12,10 +12,11 @@ What uvicorn lacks, added here and nowhere else:
 - a cap on the request body (413) before the model sees it (the batch cap is the API's);
 - JSON errors for requests its parser refuses, and exit status 0 after a signalled stop.
 
-Requests are parsed and checked on the event loop; model calls run on a small thread pool,
-one thread per core (onnxruntime releases the GIL while it computes, and the event loop keeps
-reading other connections meanwhile). Predictions that arrive while every model thread is
-busy share the next model call (`batching.ModelBatcher`).
+Model calls run on a small thread pool, one thread per core: onnxruntime releases the GIL while
+it computes, and the event loop keeps reading other connections meanwhile. Everything else
+(parsing, checks, JSON) runs on the event loop: work under the GIL gains nothing from another
+thread, and every hand-over of the GIL between threads costs context switches. Predictions
+that arrive while every model thread is busy share the next model call (`batching.ModelBatcher`).
 """
 
 import contextlib
@@ -167,7 +168,7 @@ class RestApp:
         self.api = api
         self.max_body_bytes = max_body_bytes
         self.metrics = api.metrics
-        self.batcher = ModelBatcher(self._complete, threads or os.cpu_count() or 1, batching.max_rows, merge=batching.enabled)
+        self.batcher = ModelBatcher(api.run_model, threads or os.cpu_count() or 1, batching.max_rows, merge=batching.enabled)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -193,12 +194,8 @@ class RestApp:
         # The path as sent: PredictionApi URL-decodes the model name itself, exactly once.
         answer = self.api.begin(scope["method"], scope["raw_path"].decode("latin-1"), body)
         if isinstance(answer, PendingPrediction):
-            return await self.batcher.submit(answer)
+            answer = self.api.finish(answer, await self.batcher.submit(answer))
         return self._http_answer(*answer)
-
-    def _complete(self, pending):
-        """On a model thread: one model call for `pending`, each answer encoded there too (off the event loop)."""
-        return [self._http_answer(status, payload) for status, payload in self.api.complete(pending)]
 
     @staticmethod
     def _http_answer(status, payload):

@@ -8,7 +8,6 @@ import http.client
 import json
 import shutil
 import socket
-import threading
 import urllib.parse
 
 import numpy as np
@@ -280,29 +279,6 @@ def test_garbage_request_lines_are_refused_as_json(our_server, session):
         reply = raw.makefile("rb").read()
     assert reply.startswith(b"HTTP/1.1 400") and b'{"error":"malformed HTTP request' in reply
     assert RestClient(our_server.url).generate(latents_from_seeds([0], session.latent_dim)).shape == (1, 28, 28, 1)
-
-
-@pytest.mark.slow
-def test_concurrent_clients_get_their_own_answers(our_server, session):
-    client = RestClient(our_server.url)  # one keep-alive connection per thread
-    failures = []
-
-    def work(worker):
-        for round_number in range(10):
-            seeds = [worker * 100 + round_number, worker]
-            try:
-                got = client.generate(latents_from_seeds(seeds, session.latent_dim))
-                if not np.array_equal(got, session.generate_from_seeds(seeds)):
-                    failures.append(f"worker {worker} round {round_number}: wrong images")
-            except ServingError as error:
-                failures.append(f"worker {worker} round {round_number}: {error}")
-
-    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not failures
 
 
 # -- processes: shutdown, start-up checks, generate ------------------------------------------------

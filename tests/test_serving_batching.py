@@ -164,6 +164,13 @@ def images_of(signature, answer):
     return np.asarray(values, np.float32)
 
 
+def run_all(threads, timeout):
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+
+
 def scrape(server):
     with connect(server.url) as connection:
         connection.sendall(request_bytes("GET", "/monitoring/prometheus/metrics"))
@@ -211,11 +218,7 @@ def test_concurrent_requests_of_any_size_and_signature_each_get_exactly_their_ow
                 if not same:
                     failures.append(f"client {worker} round {round_number}: not the images of seeds {seeds}")
 
-    threads = [threading.Thread(target=client, args=(worker,)) for worker in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(90)
+    run_all([threading.Thread(target=client, args=(worker,)) for worker in range(12)], timeout=90)
     assert not failures, failures[:5]
     # 12 clients on 2 model threads whose calls take milliseconds: requests waited, and shared calls.
     assert merged_model_calls(scrape(server)) > merged_before
@@ -251,11 +254,7 @@ def test_a_malformed_request_among_concurrent_good_ones_gets_its_400_and_the_goo
                 results[(name, round_number)] = (status, json.loads(body)["error"])
 
     threads = [threading.Thread(target=good_client, args=(worker,)) for worker in range(6)]
-    threads += [threading.Thread(target=bad_client, args=(name,)) for name in bad_requests]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    run_all(threads + [threading.Thread(target=bad_client, args=(name,)) for name in bad_requests], timeout=60)
     assert all(results[(worker, round_number)] for worker in range(6) for round_number in range(6))
     for name, (_, expected) in bad_requests.items():
         for round_number in range(6):
