@@ -21,7 +21,7 @@ DEFAULT_MAX_BODY_BYTES = 4 << 20  # a batch of 256 latents of size 100 is ~0.5 M
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 10.0
 DEFAULT_IDLE_TIMEOUT_SECONDS = 30.0
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 10.0
-DEFAULT_MAX_BATCH_ROWS = 256  # rows per merged model call (docs/rest-server.md: measured)
+DEFAULT_MAX_BATCH_ROWS = 64  # rows per shared model call: merging requests that fill a call already gained nothing (docs/rest-server.md)
 REQUEST_BATCH = 64  # latents per model call or request of `generate`: bounded memory, under any --max-batch
 MAX_GENERATE = 10_000  # digits per `generate`: its grid is then 100 x 100 digits (3,002 pixels square)
 
