@@ -54,7 +54,7 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class PendingPrediction:
-    """A predict request that passed every check; its latents wait for a model call (`PredictionApi.complete`)."""
+    """A predict request that passed every check; its latents wait for a model call (`PredictionApi.run_model`, then `finish`)."""
 
     signature: str
     latents: np.ndarray  # float32 [rows, latent_dim], checked
