@@ -2,8 +2,9 @@
 
 Requests that arrive while every model thread is busy wait in one queue; a thread that comes
 free takes every waiting request (up to `max_rows` rows, at least one request) into a single
-call. A request that arrives while a thread is free starts at once, alone: batching adds no
-wait, it only shares what would otherwise be repeated per request (a thread hand-over each way,
+call. A request that arrives while a thread is free starts at the end of the event loop's
+current pass, with whatever other requests that pass read: batching adds no timed wait, it only
+shares what would otherwise be repeated per request (a thread hand-over each way,
 onnxruntime's per-call work). TF Serving's batching guide suggests the same for CPU-only
 serving: `num_batch_threads` the number of cores, a large `max_batch_size`, timeout 0.
 docs/rest-server.md has the measurements behind the defaults.
@@ -32,17 +33,26 @@ class ModelBatcher:
         self.executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="model")
         self._idle_threads = threads
         self._queue = collections.deque()  # (item, asyncio future) in arrival order
+        self._dispatch_scheduled = False
 
     async def submit(self, item):
         loop = asyncio.get_running_loop()
         answer = loop.create_future()
         self._queue.append((item, answer))
-        if self._idle_threads:
-            self._start_batch(loop)
+        if self._idle_threads and not self._dispatch_scheduled:
+            # Not at once: requests the loop reads in this same pass join the call, so fewer
+            # calls carry a lone request, for the latency of one pass of the loop.
+            self._dispatch_scheduled = True
+            loop.call_soon(self._dispatch, loop)
         return await answer
 
     def shutdown(self):
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _dispatch(self, loop):
+        self._dispatch_scheduled = False
+        while self._idle_threads and self._queue:
+            self._start_batch(loop)
 
     def _start_batch(self, loop):
         batch, rows = [], 0
@@ -72,5 +82,4 @@ class ModelBatcher:
                 answer.set_result(answers[index])
             else:
                 answer.set_exception(error)
-        while self._idle_threads and self._queue:
-            self._start_batch(loop)
+        self._dispatch(loop)

@@ -34,35 +34,41 @@ class Item:
     name: str
 
 
-def run_in_loop(coroutine_function, timeout=10):
-    return asyncio.run(asyncio.wait_for(coroutine_function(), timeout))
+def run_with_batcher(scenario, run_batch, **options):
+    """`scenario(batcher)`, a coroutine function, in a fresh event loop; the batcher is shut down after."""
+    batcher = ModelBatcher(run_batch, **options)
+    try:
+        return asyncio.run(asyncio.wait_for(scenario(batcher), 10))
+    finally:
+        batcher.shutdown()
 
 
-def test_requests_that_wait_for_a_busy_model_share_its_next_call():
-    release_first = threading.Event()
-    calls = []
+def recording(calls, hold=None):
+    """A run_batch that records each call's item names, answers each item with its name, and waits for `hold` if given."""
 
     def run_batch(items):
         calls.append([item.name for item in items])
-        if items[0].name == "first":
-            release_first.wait(5)  # hold the only model thread while the others queue
-        return [f"answer to {item.name}" for item in items]
+        if hold is not None:
+            hold.wait(5)  # keeps the model thread busy while the test queues more
+        return [item.name for item in items]
 
-    batcher = ModelBatcher(run_batch, threads=1, max_rows=5)
+    return run_batch
 
-    async def scenario():
+
+def test_requests_that_wait_for_a_busy_model_share_its_next_call():
+    release = threading.Event()
+    calls = []
+
+    async def scenario(batcher):
         first = asyncio.ensure_future(batcher.submit(Item(1, "first")))
-        await asyncio.sleep(0.05)  # the first call has started and holds the thread
+        await asyncio.sleep(0.05)  # the first call has started and holds the only thread
         waiting = [asyncio.ensure_future(batcher.submit(Item(rows, name))) for rows, name in [(2, "a"), (3, "b"), (1, "c"), (1, "d")]]
         await asyncio.sleep(0.05)
-        release_first.set()
+        release.set()
         return await asyncio.gather(first, *waiting)
 
-    try:
-        answers = run_in_loop(scenario)
-    finally:
-        batcher.shutdown()
-    assert answers == ["answer to first", "answer to a", "answer to b", "answer to c", "answer to d"]
+    answers = run_with_batcher(scenario, recording(calls, hold=release), threads=1, max_rows=5)
+    assert answers == ["first", "a", "b", "c", "d"]
     # In arrival order, as many as fit in 5 rows (a + b), then the rest: the queue is never reordered.
     assert calls == [["first"], ["a", "b"], ["c", "d"]]
 
@@ -70,24 +76,25 @@ def test_requests_that_wait_for_a_busy_model_share_its_next_call():
 def test_a_request_alone_starts_at_once_and_one_larger_than_the_cap_runs_alone():
     calls = []
 
-    def run_batch(items):
-        calls.append([item.name for item in items])
-        return [item.rows for item in items]
-
-    batcher = ModelBatcher(run_batch, threads=2, max_rows=4)
-
-    async def scenario():
+    async def scenario(batcher):
         started = time.perf_counter()
-        assert await batcher.submit(Item(1, "alone")) == 1
+        assert await batcher.submit(Item(1, "alone")) == "alone"
         alone_seconds = time.perf_counter() - started
-        assert await batcher.submit(Item(10, "large")) == 10
+        assert await batcher.submit(Item(10, "large")) == "large"
         return alone_seconds
 
-    try:
-        alone_seconds = run_in_loop(scenario)
-    finally:
-        batcher.shutdown()
+    alone_seconds = run_with_batcher(scenario, recording(calls), threads=2, max_rows=4)
     assert calls == [["alone"], ["large"]] and alone_seconds < 1.0
+
+
+def test_requests_read_in_the_same_pass_of_the_loop_share_a_call_even_with_threads_free():
+    calls = []
+
+    async def scenario(batcher):
+        return await asyncio.gather(*(batcher.submit(Item(1, name)) for name in "abc"))
+
+    assert run_with_batcher(scenario, recording(calls), threads=2, max_rows=100) == ["a", "b", "c"]
+    assert calls == [["a", "b", "c"]]
 
 
 def test_a_failing_model_call_fails_each_request_of_its_batch_and_the_batcher_goes_on():
@@ -96,41 +103,26 @@ def test_a_failing_model_call_fails_each_request_of_its_batch_and_the_batcher_go
             raise RuntimeError("onnxruntime failed")
         return [item.name for item in items]
 
-    batcher = ModelBatcher(run_batch, threads=1, max_rows=100)
-
-    async def scenario():
+    async def scenario(batcher):
         with pytest.raises(RuntimeError, match="onnxruntime failed"):
             await batcher.submit(Item(1, "poison"))
         return await batcher.submit(Item(1, "fine"))
 
-    try:
-        assert run_in_loop(scenario) == "fine"
-    finally:
-        batcher.shutdown()
+    assert run_with_batcher(scenario, run_batch, threads=1, max_rows=100) == "fine"
 
 
 def test_without_merging_every_call_takes_one_request():
-    release_first = threading.Event()
+    release = threading.Event()
     calls = []
 
-    def run_batch(items):
-        calls.append(len(items))
-        release_first.wait(5)
-        return [None] * len(items)
-
-    batcher = ModelBatcher(run_batch, threads=1, max_rows=100, merge=False)
-
-    async def scenario():
+    async def scenario(batcher):
         futures = [asyncio.ensure_future(batcher.submit(Item(1, str(index)))) for index in range(4)]
         await asyncio.sleep(0.05)
-        release_first.set()
+        release.set()
         await asyncio.gather(*futures)
 
-    try:
-        run_in_loop(scenario)
-    finally:
-        batcher.shutdown()
-    assert calls == [1, 1, 1, 1]
+    run_with_batcher(scenario, recording(calls, hold=release), threads=1, max_rows=100, merge=False)
+    assert calls == [["0"], ["1"], ["2"], ["3"]]
 
 
 # -- keras-dcgan serve ------------------------------------------------------------------------------
