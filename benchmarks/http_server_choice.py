@@ -78,7 +78,7 @@ def build_api(onnx_path):
 
 def serve_candidate(name, onnx_path):
     """Run candidate `name` on a free port of 127.0.0.1 until SIGTERM; prints "... on URL" first."""
-    from keras_dcgan.serving import json_response
+    from keras_dcgan.serving import json_codec
 
     api = build_api(onnx_path)
     sock = socket.create_server(("127.0.0.1", 0), backlog=2048)
@@ -86,12 +86,13 @@ def serve_candidate(name, onnx_path):
 
     def answer(method, path, body):
         status, payload = api.respond(method, path, body)
-        return status, json_response.encode(payload)
+        return status, json_codec.encode(payload)
 
     if name.startswith("uvicorn + bare"):
-        from keras_dcgan.serving.server import ServerLimits, serve
+        from keras_dcgan.serving.server import BatchingOptions, ServerLimits, serve
 
-        serve(api, ServerLimits(4 << 20, 10.0, 30.0, 10.0), sock, on_ready=lambda url: print(f"{name} on {url}", flush=True), threads=MODEL_THREADS)
+        unbatched = BatchingOptions(enabled=False, max_rows=1)  # one request per model call, as in every other candidate
+        serve(api, ServerLimits(4 << 20, 10.0, 30.0, 10.0), unbatched, sock, on_ready=lambda url: print(f"{name} on {url}", flush=True), threads=MODEL_THREADS)
         return
     print(f"{name} on {url}", flush=True)
     if name == "uvicorn + starlette":
@@ -112,7 +113,7 @@ def serve_candidate(name, onnx_path):
         import hypercorn.asyncio
         import hypercorn.config
 
-        from keras_dcgan.serving.server import RestApp
+        from keras_dcgan.serving.server import BatchingOptions, RestApp
 
         config = hypercorn.config.Config()
         config.loglevel = "WARNING"
@@ -121,7 +122,7 @@ def serve_candidate(name, onnx_path):
 
         async def main():
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-            await hypercorn.asyncio.serve(RestApp(api, 4 << 20, threads=MODEL_THREADS), config, shutdown_trigger=stop.wait)
+            await hypercorn.asyncio.serve(RestApp(api, 4 << 20, BatchingOptions(enabled=False, max_rows=1), threads=MODEL_THREADS), config, shutdown_trigger=stop.wait)
 
         asyncio.run(main())
     elif name == "aiohttp":

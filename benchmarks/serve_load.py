@@ -9,7 +9,8 @@ For each batch size, interleaved in one run:
   HTTP, JSON or Python server at all);
 - old: `keras-dcgan serve` of `--old-commit`, run from `git archive` of that commit in a
   temporary folder with this same Python environment;
-- new: `keras-dcgan serve` of this checkout.
+- new: `keras-dcgan serve` of this checkout, with its defaults (batching on), and with
+  `--no-batching` (one request per model call), to show what batching does.
 C client threads, each on its own keep-alive connection, send serving_default predict
 requests back to back for S seconds (after a 1 s warm-up), each request timed from sending
 to the last byte of its answer. The client writes prebuilt request bytes on a raw socket and
@@ -21,7 +22,9 @@ On a machine shared with other jobs, predictions/s measure the share of the core
 as much as the target. So each target's CPU time during the measured seconds is read too (the
 server process's, all threads; the ceiling's model calls' own): CPU ms per prediction, and the
 capacity it implies, cores / CPU time per prediction, the predictions/s it would reach with
-every core to itself. "% ceiling" compares capacities.
+every core to itself. "pred/s %" compares predictions/s with the ceiling's in the same run,
+"capacity %" compares capacities. The clients' own CPU time per request (this process's, while
+it loads a server) is printed too: it is what the clients take from the server's cores.
 """
 
 import argparse
@@ -111,7 +114,7 @@ def process_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def summary(name, batch, seconds, latencies, errors, cpu_seconds):
+def summary(name, batch, seconds, latencies, errors, cpu_seconds, client_cpu_seconds=float("nan")):
     milliseconds = np.asarray(latencies) * 1e3
     predictions = len(latencies) * batch
     cpu_per_prediction = cpu_seconds / predictions if predictions else float("nan")
@@ -123,6 +126,7 @@ def summary(name, batch, seconds, latencies, errors, cpu_seconds):
         "p99_ms": float(np.percentile(milliseconds, 99)) if len(milliseconds) else float("nan"),
         "errors": len(errors),
         "cpu_ms_per_prediction": cpu_per_prediction * 1e3,
+        "client_cpu_ms_per_request": client_cpu_seconds / len(latencies) * 1e3 if latencies else float("nan"),
         "capacity": os.cpu_count() / cpu_per_prediction,  # predictions/s if it had every core to itself
         "load_average": round(os.getloadavg()[0], 1),
     }
@@ -146,12 +150,12 @@ def load_server(name, url, pid, model_name, clients, seconds, batch, latent_dim)
     for thread in threads:
         thread.start()
     time.sleep(max(0.0, measure_from - time.perf_counter()))
-    cpu_at_start = process_cpu_seconds(pid)
+    cpu_at_start, client_cpu_at_start = process_cpu_seconds(pid), time.process_time()
     time.sleep(max(0.0, stop_at - time.perf_counter()))
-    cpu_seconds = process_cpu_seconds(pid) - cpu_at_start
+    cpu_seconds, client_cpu_seconds = process_cpu_seconds(pid) - cpu_at_start, time.process_time() - client_cpu_at_start
     for thread in threads:
         thread.join()
-    return summary(name, batch, seconds, latencies, errors, cpu_seconds)
+    return summary(name, batch, seconds, latencies, errors, cpu_seconds, client_cpu_seconds)
 
 
 def load_onnxruntime(onnx_path, seconds, batch, cores):
@@ -216,13 +220,14 @@ def main(argv=None):
                 process, url = start_server([sys.executable, "-c", RUN_FROM_FOLDER, str(folder), *serve])
                 processes.append(process)
                 targets.append((f"old ({args.old_commit})", url, process.pid))
-            process, url = start_server([sys.executable, "-m", "keras_dcgan.cli", *serve])
-            processes.append(process)
-            targets.append(("new", url, process.pid))
+            for name, flags in (("new, batching", []), ("new, --no-batching", ["--no-batching"])):
+                process, url = start_server([sys.executable, "-m", "keras_dcgan.cli", *serve, *flags])
+                processes.append(process)
+                targets.append((name, url, process.pid))
             print(f"{args.clients} clients x {args.seconds:g} s per target and batch size, latent_dim {latent_dim}, "
                   f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
             print(f"{'target':>34} {'batch':>5} {'pred/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'CPU ms/pred':>11} "
-                  f"{'capacity':>8} {'% ceiling':>9} {'load avg':>8}")
+                  f"{'capacity':>8} {'pred/s %':>8} {'capacity %':>10} {'client CPU ms/req':>17} {'load avg':>8}")
             for batch in args.batch:
                 ceiling = load_onnxruntime(args.onnx, args.seconds, batch, args.cores)
                 results = [ceiling] + [
@@ -230,11 +235,13 @@ def main(argv=None):
                     for name, target_url, pid in targets
                 ]
                 for result in results:
-                    share = 100 * result["capacity"] / ceiling["capacity"]
+                    speed_share = 100 * result["predictions_per_second"] / ceiling["predictions_per_second"]
+                    capacity_share = 100 * result["capacity"] / ceiling["capacity"]
                     print(
                         f"{result['target']:>34} {batch:>5} {result['predictions_per_second']:>7,.0f} {result['p50_ms']:>8.2f} "
                         f"{result['p99_ms']:>8.2f} {result['errors']:>6} {result['cpu_ms_per_prediction']:>11.3f} "
-                        f"{result['capacity']:>8,.0f} {share:>8.0f}% {result['load_average']:>8.1f}",
+                        f"{result['capacity']:>8,.0f} {speed_share:>7.0f}% {capacity_share:>9.0f}% "
+                        f"{result['client_cpu_ms_per_request']:>17.3f} {result['load_average']:>8.1f}",
                         flush=True,
                     )
         finally:

@@ -4,8 +4,9 @@
     manifest.py       reading manifest.json and checking a file's size and SHA-256 against it
     rest_api.py       TF Serving's REST API (routes, row/columnar predict, errors) over a GeneratorSession
     server.py         that API on uvicorn, with a per-request deadline and a body cap (`keras-dcgan serve`)
+    batching.py       concurrent predictions sharing model calls (TF Serving's --enable_batching)
     metrics.py        Prometheus metrics of `keras-dcgan serve --metrics`
-    json_response.py  response bodies as JSON (orjson when installed)
+    json_codec.py     request and response bodies as JSON (orjson when installed)
     rest_client.py    RestClient for TF Serving's REST API and `keras-dcgan serve`
     grpc_client.py    GrpcClient for TF Serving's gRPC API (extra keras-dcgan[grpc], which imports TensorFlow)
     command.py        the `generate` and `serve` subcommands

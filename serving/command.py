@@ -21,6 +21,7 @@ DEFAULT_MAX_BODY_BYTES = 4 << 20  # a batch of 256 latents of size 100 is ~0.5 M
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 10.0
 DEFAULT_IDLE_TIMEOUT_SECONDS = 30.0
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 10.0
+DEFAULT_MAX_BATCH_ROWS = 64  # rows per shared model call: merging requests that fill a call already gained nothing (docs/rest-server.md)
 REQUEST_BATCH = 64  # latents per model call or request of `generate`: bounded memory, under any --max-batch
 MAX_GENERATE = 10_000  # digits per `generate`: its grid is then 100 x 100 digits (3,002 pixels square)
 
@@ -182,7 +183,12 @@ def add_serve_command(commands):
     serve.add_argument("--request-timeout", type=positive_seconds, default=DEFAULT_REQUEST_TIMEOUT_SECONDS, metavar="SECONDS", help="a request's headers and body must arrive within this, or 408 (default: %(default)s)")
     serve.add_argument("--idle-timeout", type=positive_seconds, default=DEFAULT_IDLE_TIMEOUT_SECONDS, metavar="SECONDS", help="close a connection with no request in progress after this (default: %(default)s)")
     serve.add_argument("--drain-timeout", type=positive_seconds, default=DEFAULT_DRAIN_TIMEOUT_SECONDS, metavar="SECONDS", help="on SIGTERM/Ctrl-C, requests in flight get this long to finish (default: %(default)s)")
-    serve.add_argument("--threads", type=positive_integer, default=1, help="onnxruntime threads per request; requests already run in parallel (default: %(default)s)")
+    serve.add_argument("--threads", type=positive_integer, default=1, help="onnxruntime threads per model call; calls already run in parallel, one per core (default: %(default)s)")
+    serve.add_argument(
+        "--batching", action=argparse.BooleanOptionalAction, default=True,
+        help="predictions that wait for a busy model share its next call, as TF Serving's --enable_batching with no timeout (default: on)",
+    )
+    serve.add_argument("--max-batch-rows", type=positive_integer, default=DEFAULT_MAX_BATCH_ROWS, help="rows per shared model call; a larger request runs alone (default: %(default)s)")
     serve.add_argument("--access-log", action="store_true", help="log one line per request to stderr")
     serve.add_argument("--metrics", action="store_true", help="serve Prometheus metrics at /monitoring/prometheus/metrics")
     serve.set_defaults(handler=run_serve)
@@ -190,7 +196,7 @@ def add_serve_command(commands):
 
 def run_serve(args):
     from keras_dcgan.serving.rest_api import PredictionApi
-    from keras_dcgan.serving.server import ServerLimits, serve
+    from keras_dcgan.serving.server import BatchingOptions, ServerLimits, serve
     from keras_dcgan.serving.session import GeneratorSession
 
     session = GeneratorSession(args.onnx, threads=args.threads, verify=not args.no_verify)
@@ -207,7 +213,8 @@ def run_serve(args):
 
     limits = ServerLimits(args.max_body_bytes, args.request_timeout, args.idle_timeout, args.drain_timeout)
     raise_open_file_limit()
-    drained = serve(api, limits, listening_socket(args.host, args.port), on_ready=announce, access_log=args.access_log)
+    batching = BatchingOptions(args.batching, args.max_batch_rows)
+    drained = serve(api, limits, batching, listening_socket(args.host, args.port), on_ready=announce, access_log=args.access_log)
     print("stopped" if drained else "stopped with requests still in flight", file=sys.stderr, flush=True)
     return 0
 

@@ -3,10 +3,15 @@
 TF Serving exposes its metrics at /monitoring/prometheus/metrics when given a monitoring
 config; this server offers the same path, behind a flag, with its own metric names:
 
-    keras_dcgan_serve_requests_total{signature, status}   answers by signature (or status/metadata) and HTTP status
+    keras_dcgan_serve_requests_total{signature, status}   answers by signature (or status/metadata) and HTTP status;
+                                                          signature "" for requests refused before any route
+                                                          (408 too slow, 413 too large, 400 unparsable HTTP)
     keras_dcgan_serve_request_seconds{signature}          latency histogram, from the parsed request to the payload
     keras_dcgan_serve_requests_in_flight                  requests whose body was read and whose answer is not yet sent
     keras_dcgan_serve_model_version{model}                the version being served
+    keras_dcgan_serve_batch_size                          rows per model call (histogram), as TF Serving's
+                                                          /tensorflow/serving/batching/batch_size
+    keras_dcgan_serve_batch_requests                      requests merged into one model call (histogram)
 
 Each server has its own registry, so tests and several servers in one process never mix.
 """
@@ -15,6 +20,7 @@ import prometheus_client
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+COUNT_BUCKETS = tuple(2**power for power in range(14))  # 1, 2, 4, ..., 8192: TF Serving's batch-size buckets
 
 
 class PredictionMetrics:
@@ -35,11 +41,26 @@ class PredictionMetrics:
             "keras_dcgan_serve_model_version", "Version of the model being served.", ["model"], registry=self.registry
         )
         model_version.labels(model=model_name).set(version)
+        self.batch_rows = prometheus_client.Histogram(
+            "keras_dcgan_serve_batch_size", "Rows per model call.", buckets=COUNT_BUCKETS, registry=self.registry
+        )
+        self.batch_requests = prometheus_client.Histogram(
+            "keras_dcgan_serve_batch_requests", "Requests merged into one model call.", buckets=COUNT_BUCKETS, registry=self.registry
+        )
 
     def observe(self, signature, status, seconds):
         """One answer; `signature` is "" for a request that never named a model route."""
         self.requests.labels(signature=signature, status=str(status)).inc()
         self.latency.labels(signature=signature).observe(seconds)
+
+    def refused(self, status):
+        """A request refused before it reached the API (408, 413, unparsable HTTP): counted, not timed."""
+        self.requests.labels(signature="", status=str(status)).inc()
+
+    def observe_batch(self, rows, requests):
+        """One model call of `rows` rows for `requests` requests."""
+        self.batch_rows.observe(rows)
+        self.batch_requests.observe(requests)
 
     def scrape(self, method):
         """(status, headers, body) for a request to METRICS_PATH."""

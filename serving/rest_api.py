@@ -12,6 +12,10 @@ lines work against `tensorflow_model_server` and `keras-dcgan serve`:
 As in TF Serving's handler: paths match case-insensitively, the model name is URL-decoded,
 `/versions/01` is version 1, a `/v1/` path that matches no route or comes with another method
 is 400 "Malformed request", and a predict body is parsed before the model is looked up.
+A server that merges concurrent predictions into one model call uses the two halves of
+`respond`: `begin` parses and checks a request (a bad one never reaches the model) and returns
+either its answer or a `PendingPrediction`; `run_model` runs the latents of any number of those
+in one model call, and `finish` answers each from its own rows (`complete` does both).
 Signatures (those of the exported SavedModel): `serving_default` (latent -> images),
 `generate_png` (latent -> png_bytes, sent as {"b64": ...}) and `generate_from_seeds`
 (seeds -> images), and for an export that takes digits `generate_digits` (seeds and digits ->
@@ -20,13 +24,14 @@ docs/rest-server.md lists where this server deliberately differs (batch cap, non
 """
 
 import base64
-import json
 import re
 import time
 import urllib.parse
+from dataclasses import dataclass
 
 import numpy as np
 
+from keras_dcgan.serving import json_codec
 from keras_dcgan.serving.session import InputError
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -45,6 +50,20 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+@dataclass(frozen=True)
+class PendingPrediction:
+    """A predict request that passed every check; its latents wait for a model call (`PredictionApi.run_model`, then `finish`)."""
+
+    signature: str
+    latents: np.ndarray  # float32 [rows, latent_dim], checked
+    row_format: bool  # "instances" in, "predictions" out; else "inputs" and "outputs"
+    started: float  # time.perf_counter() when the request began, for the latency metric
+
+    @property
+    def rows(self):
+        return len(self.latents)
 
 
 def _latent_spec(latent_dim):
@@ -74,28 +93,65 @@ class PredictionApi:
             self.signatures["generate_digits"] = ({"seeds": batch, "digits": batch}, {"images": images})
 
     def respond(self, method, path, body=b""):
-        """(status, payload for `json_response.encode`) for one request; never raises for a client mistake.
+        """(status, payload for `json_codec.encode`) for one request; never raises for a client mistake.
 
         `path` is the request target as sent (percent-encoded, query string allowed).
         """
+        answer = self.begin(method, path, body)
+        return self.complete([answer])[0] if isinstance(answer, PendingPrediction) else answer
+
+    def begin(self, method, path, body=b""):
+        """(status, payload) for any request the model is not needed for, else a PendingPrediction."""
         started = time.perf_counter()
         try:
-            signature, payload = self._route(method, path, body)
-            status = 200
+            signature, result = self._route(method, path, body, started)
         except ApiError as error:
-            signature, status, payload = error.signature, error.status, {"error": error.message}
+            return self._answer(error.signature, started, error.status, {"error": error.message})
+        if isinstance(result, PendingPrediction):
+            return result
+        return self._answer(signature, started, 200, result)
+
+    def complete(self, pending):
+        """One model call for the latents of every PendingPrediction in `pending`; [(status, payload)], one per request."""
+        return [self.finish(prediction, images) for prediction, images in zip(pending, self.run_model(pending), strict=True)]
+
+    def run_model(self, pending):
+        """One model call for every PendingPrediction in `pending`; each one's own rows of the output, unchecked."""
+        latents = pending[0].latents if len(pending) == 1 else np.concatenate([prediction.latents for prediction in pending])
+        images = self.session.run_model(latents)
+        if self.metrics is not None:
+            self.metrics.observe_batch(len(images), len(pending))
+        ends = np.cumsum([prediction.rows for prediction in pending])
+        return np.split(images, ends[:-1])
+
+    def finish(self, prediction, images):
+        """(status, payload) of a prediction from its own rows of the model's output, checked on their own.
+
+        A request whose output is not finite gets its 400 while others of the same model call
+        get their images.
+        """
+        try:
+            outputs = self.session.check_images(images)
+        except InputError as error:
+            return self._answer(prediction.signature, prediction.started, 400, {"error": str(error)})
+        if prediction.signature == "generate_png":
+            outputs = [{"b64": base64.b64encode(png).decode("ascii")} for png in self.session.png_bytes(outputs)]
+        payload = {"predictions": outputs} if prediction.row_format else {"outputs": outputs}
+        return self._answer(prediction.signature, prediction.started, 200, payload)
+
+    def _answer(self, signature, started, status, payload):
         if self.metrics is not None:
             self.metrics.observe(signature, status, time.perf_counter() - started)
         return status, payload
 
-    def _route(self, method, path, body):
+    def _route(self, method, path, body, started):
         path = path.split("?", 1)[0]
         if not API_PREFIX.match(path):
             raise ApiError(404, f"Not found: {path} (this server answers /v1/models/NAME[/versions/N][/metadata|:predict])")
         if method == "POST" and (match := PREDICT_ROUTE.fullmatch(path)):
             request = _parse_json(body)  # before the model is looked up, as TF Serving does
             self._check_model(match)
-            return self.predict(request)
+            return self._predict(request, started)
         if method == "GET" and (match := STATUS_ROUTE.fullmatch(path)):
             if match["name"] is None:
                 raise ApiError(400, "Missing model name in request.")
@@ -142,31 +198,30 @@ class PredictionApi:
             "metadata": {"signature_def": {"signature_def": signature_defs}},
         }
 
-    def predict(self, request):
-        """(signature, payload) for a parsed predict request."""
+    def _predict(self, request, started):
+        """(signature, PendingPrediction) for a parsed predict request; ApiError for a bad one."""
         signature = request.get("signature_name") or DEFAULT_SIGNATURE  # "" means the default, as in TF Serving
         if not isinstance(signature, str) or signature not in self.signatures:
             raise ApiError(
                 400, f'Serving signature name: "{signature}" not found in signature def; available: {", ".join(self.signatures)}'
             )
         try:
-            return signature, self._predict(signature, request)
+            return signature, self._pending(signature, request, started)
         except ApiError as error:
             error.signature = signature
             raise
 
-    def _predict(self, signature, request):
+    def _pending(self, signature, request, started):
         input_names = tuple(self.signatures[signature][0])
-        (output_name,) = self.signatures[signature][1]
         row_format = "instances" in request
         if row_format == ("inputs" in request):
             raise ApiError(400, 'the request must have exactly one of "instances" (row format) or "inputs" (columnar format)')
         values = _rows(request["instances"], input_names) if row_format else _columns(request["inputs"], input_names)
         arrays = {name: self._batch(name, value) for name, value in values.items()}
-        outputs = self._run(signature, arrays)
-        if output_name == "png_bytes":
-            outputs = [{"b64": base64.b64encode(png).decode("ascii")} for png in outputs]
-        return {"predictions": outputs} if row_format else {"outputs": outputs}
+        try:
+            return PendingPrediction(signature, self._latents(signature, arrays), row_format, started)
+        except InputError as error:
+            raise ApiError(400, str(error)) from error
 
     def _batch(self, input_name, values):
         array = _to_array(values, input_name)
@@ -176,25 +231,22 @@ class PredictionApi:
             raise ApiError(400, f"batch of {array.shape[0]} exceeds this server's limit of {self.max_batch} per request")
         return array
 
-    def _run(self, signature, arrays):
-        try:
-            if signature == "generate_from_seeds":
-                return self.session.generate_from_seeds(arrays["seeds"])
-            if signature == "generate_digits":
-                return self.session.generate_digits(arrays["seeds"], arrays["digits"])
-            images = self.session.generate(arrays["latent"])
-        except InputError as error:
-            raise ApiError(400, str(error)) from error
-        return self.session.png_bytes(images) if signature == "generate_png" else images
+    def _latents(self, signature, arrays):
+        """Every signature draws from latents: the model call is the same for all, so requests of any signature share one."""
+        if signature == "generate_from_seeds":
+            latents = self.session.latents_from_seeds(arrays["seeds"])
+        elif signature == "generate_digits":
+            latents = self.session.digit_latents(arrays["seeds"], arrays["digits"])
+        else:
+            latents = arrays["latent"]
+        return self.session.check_latents(latents)
 
 
 def _parse_json(body):
     try:
-        request = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        request = json_codec.decode(body)
+    except ValueError as error:
         raise ApiError(400, f"invalid JSON in the request body: {error}") from error
-    except RecursionError as error:
-        raise ApiError(400, "invalid JSON in the request body: nested too deeply") from error
     if not isinstance(request, dict):
         raise ApiError(400, f"the request body must be a JSON object, got {type(request).__name__}")
     return request

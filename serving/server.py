@@ -12,12 +12,13 @@ What uvicorn lacks, added here and nowhere else:
 - a cap on the request body (413) before the model sees it (the batch cap is the API's);
 - JSON errors for requests its parser refuses, and exit status 0 after a signalled stop.
 
-Model calls run on a small thread pool, one thread per core: onnxruntime releases the GIL
-while it computes, and the event loop keeps reading other connections meanwhile.
+Model calls run on a small thread pool, one thread per core: onnxruntime releases the GIL while
+it computes, and the event loop keeps reading other connections meanwhile. Everything else
+(parsing, checks, JSON) runs on the event loop: work under the GIL gains nothing from another
+thread, and every hand-over of the GIL between threads costs context switches. Predictions
+that arrive while every model thread is busy share the next model call (`batching.ModelBatcher`).
 """
 
-import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import os
@@ -29,8 +30,10 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from keras_dcgan.serving import json_response
+from keras_dcgan.serving import json_codec
+from keras_dcgan.serving.batching import ModelBatcher
 from keras_dcgan.serving.metrics import METRICS_PATH
+from keras_dcgan.serving.rest_api import PendingPrediction
 
 LOGGER_NAME = "uvicorn"
 
@@ -43,9 +46,15 @@ class ServerLimits:
     drain_timeout_seconds: float  # on SIGTERM/SIGINT, requests in flight get this long to finish
 
 
+@dataclass(frozen=True)
+class BatchingOptions:
+    enabled: bool  # merge predictions that wait for a model thread into one call
+    max_rows: int  # rows per merged model call; a larger request still runs, alone
+
+
 def error_response(status, message, close=False):
     """(status, headers, body) of a JSON error, as TF Serving sends them: {"error": "..."}."""
-    body = json_response.encode({"error": message})
+    body = json_codec.encode({"error": message})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if close:
         headers.append((b"connection", b"close"))
@@ -63,6 +72,7 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
     """
 
     request_timeout_seconds = 10.0  # set per server by `serve`
+    metrics = None  # set per server by `serve` when metrics are on: refusals are counted
 
     def connection_made(self, transport):
         super().connection_made(transport)
@@ -142,6 +152,8 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
         head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])] + [name + b": " + value + b"\r\n" for name, value in headers]
         self.transport.write(b"".join(head) + b"\r\n" + body)
         self.transport.close()
+        if self.metrics is not None:
+            self.metrics.refused(status)
         if self.access_log:
             self.access_logger.info('%s - "-" %d %s', "%s:%d" % self.client if self.client else "-", status, message)
 
@@ -150,13 +162,13 @@ _REASONS = {400: b"Bad Request", 408: b"Request Timeout"}
 
 
 class RestApp:
-    """The ASGI application: body cap, then `PredictionApi.respond` on the model thread pool."""
+    """The ASGI application: body cap, `PredictionApi.begin` on the loop, predictions through the batcher."""
 
-    def __init__(self, api, max_body_bytes, metrics=None, threads=None):
+    def __init__(self, api, max_body_bytes, batching, threads=None):
         self.api = api
         self.max_body_bytes = max_body_bytes
-        self.metrics = metrics
-        self.executor = concurrent.futures.ThreadPoolExecutor(threads or os.cpu_count() or 1, thread_name_prefix="model")
+        self.metrics = api.metrics
+        self.batcher = ModelBatcher(api.run_model, threads or os.cpu_count() or 1, batching.max_rows, merge=batching.enabled)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -166,23 +178,28 @@ class RestApp:
             return
         body, refusal = await self._read_body(scope, receive)
         if refusal is not None:
+            if self.metrics is not None:
+                self.metrics.refused(refusal[0])
             await self._send(send, *refusal)
             return
         if body is None:
             return  # the client went away (or the request deadline passed): nobody to answer
-        # The path as sent: PredictionApi URL-decodes the model name itself, exactly once.
-        path = scope["raw_path"].decode("latin-1")
-        loop = asyncio.get_running_loop()
         if self.metrics is None:
-            answer = await loop.run_in_executor(self.executor, self._respond, scope["method"], path, body)
+            await self._send(send, *await self._answer(scope, body))
         else:
             with self.metrics.in_flight.track_inprogress():
-                answer = await loop.run_in_executor(self.executor, self._respond, scope["method"], path, body)
-        await self._send(send, *answer)
+                await self._send(send, *await self._answer(scope, body))
 
-    def _respond(self, method, path, body):
-        status, payload = self.api.respond(method, path, body)
-        body = json_response.encode(payload)
+    async def _answer(self, scope, body):
+        # The path as sent: PredictionApi URL-decodes the model name itself, exactly once.
+        answer = self.api.begin(scope["method"], scope["raw_path"].decode("latin-1"), body)
+        if isinstance(answer, PendingPrediction):
+            answer = self.api.finish(answer, await self.batcher.submit(answer))
+        return self._http_answer(*answer)
+
+    @staticmethod
+    def _http_answer(status, payload):
+        body = json_codec.encode(payload)
         return status, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())], body
 
     async def _read_body(self, scope, receive):
@@ -249,14 +266,19 @@ def configure_logging(access_log):
     access.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
 
 
-def serve(api, limits, sock, on_ready=None, access_log=False, threads=None):
+def serve(api, limits, batching, sock, on_ready=None, access_log=False, threads=None):
     """Serve on the bound, listening socket `sock` until SIGTERM/SIGINT; True if every request finished in time.
 
-    Metrics are served when `api.metrics` is set (a PredictionMetrics).
+    Metrics are served when `api.metrics` is set (a PredictionMetrics). `threads` model calls
+    run at a time (default: one per core).
     """
     configure_logging(access_log)
-    app = RestApp(api, limits.max_body_bytes, api.metrics, threads)
-    protocol = type("ConfiguredDeadlineProtocol", (RequestDeadlineProtocol,), {"request_timeout_seconds": limits.request_timeout_seconds})
+    app = RestApp(api, limits.max_body_bytes, batching, threads)
+    protocol = type(
+        "ConfiguredDeadlineProtocol",
+        (RequestDeadlineProtocol,),
+        {"request_timeout_seconds": limits.request_timeout_seconds, "metrics": api.metrics},
+    )
     config = uvicorn.Config(
         app,
         http=protocol,
@@ -277,5 +299,5 @@ def serve(api, limits, sock, on_ready=None, access_log=False, threads=None):
     try:
         server.run(sockets=[sock])
     finally:
-        app.executor.shutdown(wait=False, cancel_futures=True)
+        app.batcher.shutdown()
     return server.drained

@@ -121,7 +121,15 @@ class GeneratorSession:
         latents = self.check_latents(latents)
         if latents.shape[0] == 0:
             return np.zeros((0, *self.image_shape), np.float32)
-        images = self._session.run([self.output_name], {self.input_name: latents})[0]
+        return self.check_images(self.run_model(latents))
+
+    def run_model(self, latents):
+        """The model's raw output for latents that passed `check_latents`; a server merges several requests' rows into one call."""
+        return self._session.run([self.output_name], {self.input_name: latents})[0]
+
+    @staticmethod
+    def check_images(images):
+        """`images` when every value is finite, else InputError naming the rows that are not."""
         if not np.isfinite(images).all():
             # Finite latents far outside the training distribution (say 1e38) overflow inside the network.
             rows = np.flatnonzero(~np.isfinite(images).reshape(len(images), -1).all(axis=1))
@@ -146,16 +154,19 @@ class GeneratorSession:
 
     def generate_digits(self, seeds, digits):
         """Images of the asked digits, one per seed: seed N with digit D gives the same image on every back end."""
+        return self.generate(self.digit_latents(seeds, digits))
+
+    def digit_latents(self, seeds, digits):
+        """The latents that draw digit D from seed N (`generate_digits` runs them)."""
         if not self.digit_categories:
             raise InputError(
                 f"{self.onnx_path} takes no digits: its manifest has no 'digits' entry (export a run trained with code_labels)"
             )
         latents = self.latents_from_seeds(seeds)
         try:
-            latents = latents_for_digits(latents, digits, self.digit_categories)
+            return latents_for_digits(latents, digits, self.digit_categories)
         except ValueError as error:
             raise InputError(str(error)) from error
-        return self.generate(latents)
 
     def png_bytes(self, images):
         """One PNG (bytes) per image."""

@@ -8,7 +8,6 @@ import http.client
 import json
 import shutil
 import socket
-import threading
 import urllib.parse
 
 import numpy as np
@@ -281,29 +280,6 @@ def test_garbage_request_lines_are_refused_as_json(our_server, session):
     assert RestClient(our_server.url).generate(latents_from_seeds([0], session.latent_dim)).shape == (1, 28, 28, 1)
 
 
-@pytest.mark.slow
-def test_concurrent_clients_get_their_own_answers(our_server, session):
-    client = RestClient(our_server.url)  # one keep-alive connection per thread
-    failures = []
-
-    def work(worker):
-        for round_number in range(10):
-            seeds = [worker * 100 + round_number, worker]
-            try:
-                got = client.generate(latents_from_seeds(seeds, session.latent_dim))
-                if not np.array_equal(got, session.generate_from_seeds(seeds)):
-                    failures.append(f"worker {worker} round {round_number}: wrong images")
-            except ServingError as error:
-                failures.append(f"worker {worker} round {round_number}: {error}")
-
-    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not failures
-
-
 # -- processes: shutdown, start-up checks, generate ------------------------------------------------
 
 
@@ -404,12 +380,45 @@ def test_generate_draws_many_digits_in_batches_with_the_same_result(exported_mod
 
 @pytest.mark.parametrize("use_orjson", [True, False], ids=["orjson", "stdlib json"])
 def test_response_encoding_round_trips_float32_exactly(session, monkeypatch, use_orjson):
-    from keras_dcgan.serving import json_response
+    from keras_dcgan.serving import json_codec
 
     if not use_orjson:
-        monkeypatch.setattr(json_response, "orjson", None)
-    elif json_response.orjson is None:
+        monkeypatch.setattr(json_codec, "orjson", None)
+    elif json_codec.orjson is None:
         pytest.skip("orjson is not installed (it is a dependency of keras-dcgan; the stdlib case still runs)")
     images = session.generate_from_seeds([5, 6])
-    decoded = json.loads(json_response.encode({"predictions": images, "note": "x"}))
+    decoded = json.loads(json_codec.encode({"predictions": images, "note": "x"}))
     assert decoded["note"] == "x" and np.array_equal(np.asarray(decoded["predictions"], np.float32), images)
+
+
+REQUEST_DOCUMENTS = {
+    "latents": b'{"instances": [[0.5, -1.25e-3, 3]]}',
+    "NaN and Infinity literals": b'{"instances": [[NaN, Infinity, -Infinity]]}',
+    "beyond float range": b"[1e400, -1e400]",
+    "UTF-16": '{"signature_name": "serving_default"}'.encode("utf-16"),
+    "duplicate keys": b'{"a": 1, "a": 2}',
+}
+
+
+@pytest.mark.parametrize("name", REQUEST_DOCUMENTS)
+def test_request_decoding_with_orjson_reads_what_the_standard_library_reads(name, monkeypatch):
+    from keras_dcgan.serving import json_codec
+
+    if json_codec.orjson is None:
+        pytest.skip("orjson is not installed (it is a dependency of keras-dcgan)")
+    document = REQUEST_DOCUMENTS[name]
+    with_orjson = json_codec.decode(document)
+    monkeypatch.setattr(json_codec, "orjson", None)
+    assert repr(with_orjson) == repr(json_codec.decode(document))  # repr: NaN equals nothing, its repr does
+
+
+@pytest.mark.parametrize("use_orjson", [True, False], ids=["orjson", "stdlib json"])
+def test_request_decoding_errors_are_value_errors_with_the_standard_librarys_message(monkeypatch, use_orjson):
+    from keras_dcgan.serving import json_codec
+
+    if not use_orjson:
+        monkeypatch.setattr(json_codec, "orjson", None)
+    with pytest.raises(ValueError, match=r"Expecting value: line 1 column 21"):
+        json_codec.decode(b'{"instances": [[0.5,')
+    with pytest.raises(ValueError, match="nested too deeply"):
+        json_codec.decode(b"[" * 100_000)

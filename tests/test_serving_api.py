@@ -138,8 +138,8 @@ def test_tensorflow_serving_error_messages_where_clients_match_on_them(api):
     )
 
 
-def test_a_model_output_that_is_not_finite_is_refused(tmp_path):
-    """A model that overflows for accepted latents still never answers 200 with NaN: the output is checked too."""
+def log_model_api(folder):
+    """The API over a model whose output is log(latent): NaN for a negative latent, which the latent checks accept."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -151,10 +151,31 @@ def test_a_model_output_that_is_not_finite_is_refused(tmp_path):
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 28, 28, 1])],
         [shape],
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / "log.onnx")
-    api = PredictionApi(GeneratorSession(tmp_path / "log.onnx", verify=False), "log", 1, MAX_BATCH)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), folder / "log.onnx")
+    return PredictionApi(GeneratorSession(folder / "log.onnx", verify=False), "log", 1, MAX_BATCH)
+
+
+def test_a_model_output_that_is_not_finite_is_refused(tmp_path):
+    """A model that overflows for accepted latents still never answers 200 with NaN: the output is checked too."""
+    api = log_model_api(tmp_path)
     assert respond(api, "POST", "/v1/models/log:predict", predict_body(instances=[[1.0] * 784]))[0] == 200
     status, payload = respond(api, "POST", "/v1/models/log:predict", predict_body(instances=[[1.0] * 784, [-1.0] * 784]))
     assert status == 400 and "output is not finite (NaN or Inf) for latent row(s) [1]" in payload["error"]
     status, payload = respond(api, "POST", "/v1/models/log:predict", predict_body(signature_name="generate_png", instances=[[-1.0] * 784]))
     assert status == 400 and "not finite" in payload["error"]
+
+
+def test_requests_sharing_one_model_call_are_answered_and_checked_each_on_its_own_rows(tmp_path):
+    api = log_model_api(tmp_path)
+    bodies = [
+        predict_body(instances=[[2.0] * 784]),
+        predict_body(instances=[[1.0] * 784, [-1.0] * 784]),  # its second row is NaN
+        predict_body(signature_name="generate_png", inputs=[[1.0] * 784, [3.0] * 784, [0.5] * 784]),
+        "{bad",  # refused by `begin`: it never reaches the model
+    ]
+    begun = [api.begin("POST", "/v1/models/log:predict", body.encode()) for body in bodies]
+    assert begun[3][0] == 400 and "invalid JSON" in begun[3][1]["error"]
+    first, second, third = api.complete(begun[:3])
+    assert first[0] == 200 and np.allclose(np.asarray(first[1]["predictions"]), np.log(2.0))
+    assert second[0] == 400 and "for latent row(s) [1]" in second[1]["error"]  # the row within its own request
+    assert third[0] == 200 and len(third[1]["outputs"]) == 3 and all("b64" in png for png in third[1]["outputs"])

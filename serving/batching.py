@@ -1,0 +1,85 @@
+"""Opportunistic batching of model calls, as TF Serving's `--enable_batching` with `batch_timeout_micros` 0.
+
+Requests that arrive while every model thread is busy wait in one queue; a thread that comes
+free takes every waiting request (up to `max_rows` rows, at least one request) into a single
+call. A request that arrives while a thread is free starts at the end of the event loop's
+current pass, with whatever other requests that pass read: batching adds no timed wait, it only
+shares what would otherwise be repeated per request (a thread hand-over each way,
+onnxruntime's per-call work). TF Serving's batching guide suggests the same for CPU-only
+serving: `num_batch_threads` the number of cores, a large `max_batch_size`, timeout 0.
+docs/rest-server.md has the measurements behind the defaults.
+
+The queue lives on the event loop; only `run_batch` runs on the model threads, once per batch.
+"""
+
+import asyncio
+import collections
+import concurrent.futures
+
+
+class ModelBatcher:
+    """`await batcher.submit(item)` -> run_batch([..., item, ...])'s answer for `item`.
+
+    `run_batch(items)` returns one answer per item, in order; it runs on one of `threads`
+    threads. `item.rows` is its number of rows. With `merge=False` every call takes one item
+    (batching off, for comparison). An exception from `run_batch` is raised to every request
+    of that batch.
+    """
+
+    def __init__(self, run_batch, threads, max_rows, merge=True):
+        self.run_batch = run_batch
+        self.max_rows = max_rows
+        self.merge = merge
+        self.executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="model")
+        self._idle_threads = threads
+        self._queue = collections.deque()  # (item, asyncio future) in arrival order
+        self._dispatch_scheduled = False
+
+    async def submit(self, item):
+        loop = asyncio.get_running_loop()
+        answer = loop.create_future()
+        self._queue.append((item, answer))
+        if self._idle_threads and not self._dispatch_scheduled:
+            # Not at once: requests the loop reads in this same pass join the call, so fewer
+            # calls carry a lone request, for the latency of one pass of the loop.
+            self._dispatch_scheduled = True
+            loop.call_soon(self._dispatch, loop)
+        return await answer
+
+    def shutdown(self):
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _dispatch(self, loop):
+        self._dispatch_scheduled = False
+        while self._idle_threads and self._queue:
+            self._start_batch(loop)
+
+    def _start_batch(self, loop):
+        batch, rows = [], 0
+        while self._queue and (not batch or (self.merge and rows + self._queue[0][0].rows <= self.max_rows)):
+            item, answer = self._queue.popleft()
+            if not answer.done():  # its request was cancelled while it waited
+                batch.append((item, answer))
+                rows += item.rows
+        if batch:
+            self._idle_threads -= 1
+            self.executor.submit(self._run, loop, batch)
+
+    def _run(self, loop, batch):
+        """On a model thread: one call for the whole batch, then one hand-over back to the loop."""
+        try:
+            answers, error = self.run_batch([item for item, _ in batch]), None
+        except Exception as exception:  # raised to each waiting request, as a call of its own would
+            answers, error = None, exception
+        loop.call_soon_threadsafe(self._finished, loop, batch, answers, error)
+
+    def _finished(self, loop, batch, answers, error):
+        self._idle_threads += 1
+        for index, (_, answer) in enumerate(batch):
+            if answer.done():
+                continue
+            if error is None:
+                answer.set_result(answers[index])
+            else:
+                answer.set_exception(error)
+        self._dispatch(loop)
