@@ -21,7 +21,7 @@ from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.serving.batching import ModelBatcher
 from keras_dcgan.serving.session import GeneratorSession
 from test_serving_http import PREDICT, connect, read_response, request_bytes
-from test_serving_support import decode_png, exported_model, start_keras_dcgan_serve  # noqa: F401  (fixture)
+from test_serving_support import decode_png, start_keras_dcgan_serve
 
 # onnxruntime may round a row differently inside a larger batch on some CPUs; rows of different
 # seeds differ by far more than this.
