@@ -6,7 +6,7 @@
     server.py         that API on uvicorn, with a per-request deadline and a body cap (`keras-dcgan serve`)
     batching.py       concurrent predictions sharing model calls (TF Serving's --enable_batching)
     metrics.py        Prometheus metrics of `keras-dcgan serve --metrics`
-    json_codec.py     request and response bodies as JSON (orjson when installed)
+    json_codec.py     request and response bodies as JSON (orjson)
     rest_client.py    RestClient for TF Serving's REST API and `keras-dcgan serve`
     grpc_client.py    GrpcClient for TF Serving's gRPC API (extra keras-dcgan[grpc], which imports TensorFlow)
     command.py        the `generate` and `serve` subcommands

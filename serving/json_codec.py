@@ -1,33 +1,19 @@
-"""JSON of request and response bodies: orjson when it is installed, else the standard library.
+"""JSON of request and response bodies, with orjson.
 
 Why: a batch-1 answer holds 784 floats, and encoding them with the standard library is the
 largest cost of a request; parsing a request's latents is ten times faster with orjson too.
 orjson writes float32 arrays directly, in their shortest round-trip form, so a client that
-reads them back as float32 gets exactly the server's values. Devices without orjson still
-work, just slower.
+reads them back as float32 gets exactly the server's values.
 """
 
 import json
 
-import numpy as np
-
-try:
-    import orjson
-except ImportError:  # optional: the edge runtime needs only numpy, onnxruntime and Pillow
-    orjson = None
-
-
-def _to_builtin(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+import orjson
 
 
 def encode(payload):
     """`payload` (dicts, lists, str, numbers, numpy arrays) as UTF-8 JSON bytes."""
-    if orjson is not None:
-        return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-    return json.dumps(payload, default=_to_builtin).encode()
+    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def decode(body):
@@ -39,11 +25,10 @@ def decode(body):
     difference remains: orjson reads an integer beyond 64 bits as a float, which no input takes
     either way (a seed is below 2**31, a latent value within ±1e6).
     """
-    if orjson is not None:
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
