@@ -79,8 +79,11 @@ def build_api(onnx_path):
 def serve_candidate(name, onnx_path):
     """Run candidate `name` on a free port of 127.0.0.1 until SIGTERM; prints "... on URL" first."""
     from keras_dcgan.serving import json_codec
+    from keras_dcgan.serving.server import BatchingOptions, ServerLimits
 
     api = build_api(onnx_path)
+    limits = ServerLimits(4 << 20, 10.0, 30.0, 10.0)
+    unbatched = BatchingOptions(enabled=False, max_rows=1)  # one request per model call, as in every other candidate
     sock = socket.create_server(("127.0.0.1", 0), backlog=2048)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
 
@@ -89,10 +92,10 @@ def serve_candidate(name, onnx_path):
         return status, json_codec.encode(payload)
 
     if name.startswith("uvicorn + bare"):
-        from keras_dcgan.serving.server import BatchingOptions, ServerLimits, serve
+        from keras_dcgan.serving.server import RestApp, serve
 
-        unbatched = BatchingOptions(enabled=False, max_rows=1)  # one request per model call, as in every other candidate
-        serve(api, ServerLimits(4 << 20, 10.0, 30.0, 10.0), unbatched, sock, on_ready=lambda url: print(f"{name} on {url}", flush=True), threads=MODEL_THREADS)
+        app = RestApp(api, limits, unbatched, threads=MODEL_THREADS)
+        serve(app, sock, on_ready=lambda url: print(f"{name} on {url}", flush=True))
         return
     print(f"{name} on {url}", flush=True)
     if name == "uvicorn + starlette":
@@ -113,7 +116,7 @@ def serve_candidate(name, onnx_path):
         import hypercorn.asyncio
         import hypercorn.config
 
-        from keras_dcgan.serving.server import BatchingOptions, RestApp
+        from keras_dcgan.serving.server import RestApp
 
         config = hypercorn.config.Config()
         config.loglevel = "WARNING"
@@ -122,7 +125,7 @@ def serve_candidate(name, onnx_path):
 
         async def main():
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-            await hypercorn.asyncio.serve(RestApp(api, 4 << 20, BatchingOptions(enabled=False, max_rows=1), threads=MODEL_THREADS), config, shutdown_trigger=stop.wait)
+            await hypercorn.asyncio.serve(RestApp(api, limits, unbatched, threads=MODEL_THREADS), config, shutdown_trigger=stop.wait)
 
         asyncio.run(main())
     elif name == "aiohttp":

@@ -9,8 +9,9 @@ For each batch size, interleaved in one run:
   HTTP, JSON or Python server at all);
 - old: `keras-dcgan serve` of `--old-commit`, run from `git archive` of that commit in a
   temporary folder with this same Python environment;
-- new: `keras-dcgan serve` of this checkout, with its defaults (batching on), and with
-  `--no-batching` (one request per model call), to show what batching does.
+- new: `keras-dcgan serve` of this checkout, with its defaults (a worker process per core,
+  batching on), then in one process (`--workers 1`), with and without batching (one request
+  per model call), to show what each does.
 C client threads, each on its own keep-alive connection, send serving_default predict
 requests back to back for S seconds (after a 1 s warm-up), each request timed from sending
 to the last byte of its answer. The client writes prebuilt request bytes on a raw socket and
@@ -20,7 +21,7 @@ garbage quickly counts as errors, not speed. Prints predictions/s, p50/p99 and e
 
 On a machine shared with other jobs, predictions/s measure the share of the cores a target got
 as much as the target. So each target's CPU time during the measured seconds is read too (the
-server process's, all threads; the ceiling's model calls' own): CPU ms per prediction, and the
+server's processes', all threads; the ceiling's model calls' own): CPU ms per prediction, and the
 capacity it implies, cores / CPU time per prediction, the predictions/s it would reach with
 every core to itself. "pred/s %" compares predictions/s with the ceiling's in the same run,
 "capacity %" compares capacities. The clients' own CPU time per request (this process's, while
@@ -108,10 +109,15 @@ def client_loop(netloc, request, batch, stop_at, measure_from, latencies, errors
 
 
 def process_cpu_seconds(pid):
-    """User + system CPU time of process `pid`, all its threads."""
+    """User + system CPU time of process `pid` and its running descendants (worker processes), all threads."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as listed:
+            children += [int(child) for child in listed.read().split()]
+    return own + sum(process_cpu_seconds(child) for child in children)
 
 
 def summary(name, batch, seconds, latencies, errors, cpu_seconds, client_cpu_seconds=float("nan")):
@@ -220,7 +226,11 @@ def main(argv=None):
                 process, url = start_server([sys.executable, "-c", RUN_FROM_FOLDER, str(folder), *serve])
                 processes.append(process)
                 targets.append((f"old ({args.old_commit})", url, process.pid))
-            for name, flags in (("new, batching", []), ("new, --no-batching", ["--no-batching"])):
+            for name, flags in (
+                (f"new (--workers {os.cpu_count()})", []),
+                ("new, --workers 1", ["--workers", "1"]),
+                ("new, --workers 1 --no-batching", ["--workers", "1", "--no-batching"]),
+            ):
                 process, url = start_server([sys.executable, "-m", "keras_dcgan.cli", *serve, *flags])
                 processes.append(process)
                 targets.append((name, url, process.pid))

@@ -4,6 +4,7 @@
     manifest.py       reading manifest.json and checking a file's size and SHA-256 against it
     rest_api.py       TF Serving's REST API (routes, row/columnar predict, errors) over a GeneratorSession
     server.py         that API on uvicorn, with a per-request deadline and a body cap (`keras-dcgan serve`)
+    workers.py        several server processes on one port, under uvicorn's supervisor (`serve --workers`)
     batching.py       concurrent predictions sharing model calls (TF Serving's --enable_batching)
     metrics.py        Prometheus metrics of `keras-dcgan serve --metrics`
     json_codec.py     request and response bodies as JSON (orjson)

@@ -183,6 +183,10 @@ def add_serve_command(commands):
     serve.add_argument("--request-timeout", type=positive_seconds, default=DEFAULT_REQUEST_TIMEOUT_SECONDS, metavar="SECONDS", help="a request's headers and body must arrive within this, or 408 (default: %(default)s)")
     serve.add_argument("--idle-timeout", type=positive_seconds, default=DEFAULT_IDLE_TIMEOUT_SECONDS, metavar="SECONDS", help="close a connection with no request in progress after this (default: %(default)s)")
     serve.add_argument("--drain-timeout", type=positive_seconds, default=DEFAULT_DRAIN_TIMEOUT_SECONDS, metavar="SECONDS", help="on SIGTERM/Ctrl-C, requests in flight get this long to finish (default: %(default)s)")
+    serve.add_argument(
+        "--workers", type=positive_integer, default=None,
+        help="server processes sharing the port; each runs its own copy of the model (default: one per core)",
+    )
     serve.add_argument("--threads", type=positive_integer, default=1, help="onnxruntime threads per model call; calls already run in parallel, one per core (default: %(default)s)")
     serve.add_argument(
         "--batching", action=argparse.BooleanOptionalAction, default=True,
@@ -195,28 +199,41 @@ def add_serve_command(commands):
 
 
 def run_serve(args):
-    from keras_dcgan.serving.rest_api import PredictionApi
-    from keras_dcgan.serving.server import BatchingOptions, ServerLimits, serve
+    from keras_dcgan.serving.server import AppSettings, BatchingOptions, ServerLimits, build_app, serve
     from keras_dcgan.serving.session import GeneratorSession
 
+    # Loaded here even with worker processes, which load their own: a bad file is one error, before any worker starts.
     session = GeneratorSession(args.onnx, threads=args.threads, verify=not args.no_verify)
     version = args.version or session.version or _version_from_folder(session.onnx_path)
-    metrics = None
-    if args.metrics:
-        from keras_dcgan.serving.metrics import PredictionMetrics
-
-        metrics = PredictionMetrics(args.model_name, version)
-    api = PredictionApi(session, args.model_name, version, args.max_batch, metrics)
+    settings = AppSettings(
+        onnx_path=str(args.onnx), verify=not args.no_verify, onnx_threads=args.threads, model_name=args.model_name,
+        version=version, max_batch=args.max_batch, metrics=args.metrics,
+        limits=ServerLimits(args.max_body_bytes, args.request_timeout, args.idle_timeout, args.drain_timeout),
+        batching=BatchingOptions(args.batching, args.max_batch_rows),
+    )
+    workers = args.workers or available_cores()
 
     def announce(url):
-        print(f"serving {args.model_name} version {version} from {args.onnx} on {url}", flush=True)
+        processes = f" in {workers} worker processes" if workers > 1 else ""
+        print(f"serving {args.model_name} version {version} from {args.onnx}{processes} on {url}", flush=True)
 
-    limits = ServerLimits(args.max_body_bytes, args.request_timeout, args.idle_timeout, args.drain_timeout)
+    sock = listening_socket(args.host, args.port)
     raise_open_file_limit()
-    batching = BatchingOptions(args.batching, args.max_batch_rows)
-    drained = serve(api, limits, batching, listening_socket(args.host, args.port), on_ready=announce, access_log=args.access_log)
+    if workers > 1:
+        from keras_dcgan.serving.workers import serve_workers
+
+        del session  # each worker loads its own; this process only supervises them
+        serve_workers(settings, workers, sock, on_ready=announce, access_log=args.access_log)
+        print("stopped", file=sys.stderr, flush=True)
+        return 0
+    drained = serve(build_app(settings, session), sock, on_ready=announce, access_log=args.access_log)
     print("stopped" if drained else "stopped with requests still in flight", file=sys.stderr, flush=True)
     return 0
+
+
+def available_cores():
+    """Cores this process may run on (a container's CPU set, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def listening_socket(host, port):

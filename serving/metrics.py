@@ -14,38 +14,62 @@ config; this server offers the same path, behind a flag, with its own metric nam
     keras_dcgan_serve_batch_requests                      requests merged into one model call (histogram)
 
 Each server has its own registry, so tests and several servers in one process never mix.
+When several worker processes serve one port (`serve --workers`), each writes its values to a
+shared folder (prometheus_client's multiprocess mode) and a scrape, answered by whichever worker
+accepted it, sums them over every worker: counts and histograms of all requests, in-flight
+requests of the workers alive.
 """
 
+import os
+import pathlib
+
 import prometheus_client
+from prometheus_client import multiprocess
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 COUNT_BUCKETS = tuple(2**power for power in range(14))  # 1, 2, 4, ..., 8192: TF Serving's batch-size buckets
 
 
+SHARED_FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads it when it is imported
+
+
 class PredictionMetrics:
-    def __init__(self, model_name, version):
-        prometheus_client.disable_created_metrics()  # *_created series: noise for a scrape of one process
+    """The metrics of one server process; `shared=True` in a worker process whose values are summed with its peers'.
+
+    With `shared`, the environment variable PROMETHEUS_MULTIPROC_DIR must have named the shared
+    folder before this process imported prometheus_client (`serve_workers` sets it for its workers).
+    """
+
+    def __init__(self, model_name, version, shared=False):
+        prometheus_client.disable_created_metrics()  # *_created series: noise for a scrape
         self.registry = prometheus_client.CollectorRegistry(auto_describe=True)
+        if shared:
+            folder = os.environ[SHARED_FOLDER_VARIABLE]
+            forget_dead_workers(folder)
+            multiprocess.MultiProcessCollector(self.registry, path=folder)
+        owner = None if shared else self.registry  # shared values are read from the folder, not from these objects
         self.requests = prometheus_client.Counter(
-            "keras_dcgan_serve_requests", "Requests answered, by signature and HTTP status.", ["signature", "status"], registry=self.registry
+            "keras_dcgan_serve_requests", "Requests answered, by signature and HTTP status.", ["signature", "status"], registry=owner
         )
         self.latency = prometheus_client.Histogram(
             "keras_dcgan_serve_request_seconds", "Time to answer a request, by signature.", ["signature"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            buckets=LATENCY_BUCKETS, registry=owner,
         )
         self.in_flight = prometheus_client.Gauge(
-            "keras_dcgan_serve_requests_in_flight", "Requests whose body was read and whose answer is not yet sent.", registry=self.registry
+            "keras_dcgan_serve_requests_in_flight", "Requests whose body was read and whose answer is not yet sent.",
+            registry=owner, multiprocess_mode="livesum",
         )
         model_version = prometheus_client.Gauge(
-            "keras_dcgan_serve_model_version", "Version of the model being served.", ["model"], registry=self.registry
+            "keras_dcgan_serve_model_version", "Version of the model being served.", ["model"], registry=owner,
+            multiprocess_mode="max",
         )
         model_version.labels(model=model_name).set(version)
         self.batch_rows = prometheus_client.Histogram(
-            "keras_dcgan_serve_batch_size", "Rows per model call.", buckets=COUNT_BUCKETS, registry=self.registry
+            "keras_dcgan_serve_batch_size", "Rows per model call.", buckets=COUNT_BUCKETS, registry=owner
         )
         self.batch_requests = prometheus_client.Histogram(
-            "keras_dcgan_serve_batch_requests", "Requests merged into one model call.", buckets=COUNT_BUCKETS, registry=self.registry
+            "keras_dcgan_serve_batch_requests", "Requests merged into one model call.", buckets=COUNT_BUCKETS, registry=owner
         )
 
     def observe(self, signature, status, seconds):
@@ -71,3 +95,18 @@ class PredictionMetrics:
         body = prometheus_client.generate_latest(self.registry)
         headers = [(b"content-type", prometheus_client.CONTENT_TYPE_LATEST.encode()), (b"content-length", str(len(body)).encode())]
         return 200, headers, body
+
+
+def forget_dead_workers(folder):
+    """Drop the live gauges (in-flight requests) of worker processes that no longer run, e.g. one that crashed.
+
+    A worker's counts and histograms stay: the requests it answered were answered.
+    """
+    for path in pathlib.Path(folder).glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, folder)
+        except PermissionError:
+            pass  # a live process of another user

@@ -71,8 +71,12 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
     armed here at connection time (uvicorn arms it only after a first response).
     """
 
-    request_timeout_seconds = 10.0  # set per server by `serve`
-    metrics = None  # set per server by `serve` when metrics are on: refusals are counted
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # uvicorn hands each connection's protocol the loaded app: with proxy headers off and no
+        # trace logging (`uvicorn_config`), the RestApp itself, which carries this server's settings.
+        self.request_timeout_seconds = self.app.request_timeout_seconds
+        self.metrics = self.app.metrics  # refusals are counted when metrics are on
 
     def connection_made(self, transport):
         super().connection_made(transport)
@@ -164,9 +168,11 @@ _REASONS = {400: b"Bad Request", 408: b"Request Timeout"}
 class RestApp:
     """The ASGI application: body cap, `PredictionApi.begin` on the loop, predictions through the batcher."""
 
-    def __init__(self, api, max_body_bytes, batching, threads=None):
+    def __init__(self, api, limits, batching, threads=None):
         self.api = api
-        self.max_body_bytes = max_body_bytes
+        self.limits = limits
+        self.max_body_bytes = limits.max_body_bytes
+        self.request_timeout_seconds = limits.request_timeout_seconds
         self.metrics = api.metrics
         self.batcher = ModelBatcher(api.run_model, threads or os.cpu_count() or 1, batching.max_rows, merge=batching.enabled)
 
@@ -266,22 +272,42 @@ def configure_logging(access_log):
     access.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
 
 
-def serve(api, limits, batching, sock, on_ready=None, access_log=False, threads=None):
-    """Serve on the bound, listening socket `sock` until SIGTERM/SIGINT; True if every request finished in time.
+@dataclass(frozen=True)
+class AppSettings:
+    """Everything a server process needs to build its app; picklable, so that each worker process builds its own."""
 
-    Metrics are served when `api.metrics` is set (a PredictionMetrics). `threads` model calls
-    run at a time (default: one per core).
-    """
-    configure_logging(access_log)
-    app = RestApp(api, limits.max_body_bytes, batching, threads)
-    protocol = type(
-        "ConfiguredDeadlineProtocol",
-        (RequestDeadlineProtocol,),
-        {"request_timeout_seconds": limits.request_timeout_seconds, "metrics": api.metrics},
-    )
-    config = uvicorn.Config(
+    onnx_path: str
+    verify: bool  # check the ONNX file against manifest.json
+    onnx_threads: int  # onnxruntime threads per model call
+    model_name: str
+    version: int
+    max_batch: int
+    metrics: bool
+    limits: ServerLimits
+    batching: BatchingOptions
+
+
+def build_app(settings, session=None, shared_metrics=False):
+    """The RestApp of `settings`, on `session` if given (else the ONNX file is loaded here)."""
+    from keras_dcgan.serving.rest_api import PredictionApi
+    from keras_dcgan.serving.session import GeneratorSession
+
+    if session is None:
+        session = GeneratorSession(settings.onnx_path, threads=settings.onnx_threads, verify=settings.verify)
+    metrics = None
+    if settings.metrics:
+        from keras_dcgan.serving.metrics import PredictionMetrics
+
+        metrics = PredictionMetrics(settings.model_name, settings.version, shared=shared_metrics)
+    api = PredictionApi(session, settings.model_name, settings.version, settings.max_batch, metrics)
+    return RestApp(api, settings.limits, settings.batching)
+
+
+def uvicorn_config(app, limits, access_log, **options):
+    """uvicorn's configuration of a server process: our protocol, our limits, no lifespan, no proxy."""
+    return uvicorn.Config(
         app,
-        http=protocol,
+        http=RequestDeadlineProtocol,
         ws="none",
         lifespan="off",
         log_config=None,
@@ -291,13 +317,26 @@ def serve(api, limits, batching, sock, on_ready=None, access_log=False, threads=
         timeout_keep_alive=limits.idle_timeout_seconds,
         timeout_graceful_shutdown=limits.drain_timeout_seconds,
         backlog=2048,
+        **options,
     )
-    server = PredictionServer(config)
+
+
+def serve(app, sock, on_ready=None, access_log=False):
+    """Serve `app` (a RestApp) in this process on the bound, listening socket `sock` until SIGTERM/SIGINT.
+
+    Returns True if every request finished within the drain timeout.
+    """
+    configure_logging(access_log)
+    server = PredictionServer(uvicorn_config(app, app.limits, access_log))
     if on_ready is not None:
-        host, port = sock.getsockname()[:2]
-        on_ready(f"http://{host}:{port}")
+        on_ready(url_of(sock))
     try:
         server.run(sockets=[sock])
     finally:
         app.batcher.shutdown()
     return server.drained
+
+
+def url_of(sock):
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}"

@@ -4,9 +4,13 @@ The server runs in a subprocess where TensorFlow cannot be imported. Every loop 
 bounded in count and time.
 """
 
+import contextlib
 import json
+import os
+import pathlib
 import re
 import resource
+import shutil
 import signal
 import socket
 import threading
@@ -256,8 +260,9 @@ def test_metrics_and_access_log_are_off_unless_asked_and_ctrl_c_stops_cleanly(ex
 
 
 @pytest.mark.slow
-def test_sigterm_under_load_answers_every_request_it_received_and_exits_0(exported_model):
-    server = start_keras_dcgan_serve(exported_model.onnx_path, "--access-log", "--drain-timeout", 10)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_under_load_answers_every_request_it_received_and_exits_0(exported_model, workers):
+    server = start_keras_dcgan_serve(exported_model.onnx_path, "--access-log", "--drain-timeout", 10, "--workers", workers)
     request = request_bytes("POST", PREDICT, predict_body(batch=4))
     outcomes = []  # per client: (answers, closes) where a close is a request sent on a connection the server had closed
     stop_at = time.monotonic() + 20
@@ -312,3 +317,106 @@ def test_sigterm_under_load_answers_every_request_it_received_and_exits_0(export
     answered_by_server = "".join(server.output).count('"POST /v1/models/dcgan%3Apredict HTTP/1.1" 200')  # uvicorn logs the path percent-encoded
     assert answered_by_server == sum(answers for answers, _, _ in outcomes) + 2, "an answer the server sent was lost"
     assert "stopped\n" in "".join(server.output)
+
+
+# -- worker processes ---------------------------------------------------------------------------------
+
+
+def worker_pids(server):
+    """The server's worker processes: its children spawned by multiprocessing (not its resource tracker)."""
+    pids = []
+    for task in os.listdir(f"/proc/{server.process.pid}/task"):
+        with open(f"/proc/{server.process.pid}/task/{task}/children") as children:
+            pids += [int(pid) for pid in children.read().split()]
+    workers = []
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):  # it exited since it was listed
+            if b"spawn_main" in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes():
+                workers.append(pid)
+    return sorted(workers)
+
+
+def process_holding(connection, candidates):
+    """Which of `candidates` holds the server end of this client connection (from /proc/net/tcp and their fds)."""
+    client_port, server_port = connection.getsockname()[1], connection.getpeername()[1]
+    with open("/proc/net/tcp") as table:
+        for row in table.readlines()[1:]:
+            fields = row.split()
+            local, remote = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
+            if (local, remote) == (server_port, client_port):
+                inode = fields[9]
+                break
+        else:
+            raise AssertionError("the connection is not in /proc/net/tcp")
+    for pid in candidates:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return pid
+    raise AssertionError(f"no process of {candidates} holds the connection")
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_replaced_and_the_metrics_keep_what_it_answered(exported_model):
+    server = start_keras_dcgan_serve(exported_model.onnx_path, "--workers", 2, "--metrics")
+    try:
+        workers = worker_pids(server)
+        assert len(workers) == 2
+        request = request_bytes("POST", PREDICT, predict_body())
+        with connect(server.url) as connection:  # one keep-alive connection: every answer from one worker
+            stream = connection.makefile("rb")
+            for _ in range(5):
+                connection.sendall(request)
+                assert read_response(stream)[0] == 200
+            killed = process_holding(connection, workers)
+            os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while len(replaced := worker_pids(server)) < 2 or killed in replaced:
+            assert time.monotonic() < deadline, f"the killed worker {killed} was not replaced: {replaced}"
+            time.sleep(0.2)
+        for _ in range(5):  # answered by the survivor or the replacement
+            assert exchange(server.url, request)[0] == 200
+        status, _, metrics = exchange(server.url, request_bytes("GET", "/monitoring/prometheus/metrics"))
+        assert status == 200
+        text = metrics.decode()
+        # Summed over the workers, the dead one included: a scrape of one worker's own counts would miss some.
+        assert 'keras_dcgan_serve_requests_total{signature="serving_default",status="200"} 10.0' in text, text
+        assert "keras_dcgan_serve_requests_in_flight 0.0" in text
+        assert server.stop() == 0
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_sighup_replaces_the_workers_but_one_that_cannot_load_a_tampered_file_leaves_the_old_serving(exported_model, tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(pathlib.Path(exported_model.onnx_path).parent, export)
+    server = start_keras_dcgan_serve(export / "generator.onnx", "--workers", 2)
+    try:
+        first = worker_pids(server)
+        server.process.send_signal(signal.SIGHUP)  # replace the workers one by one, with the file intact
+        deadline = time.monotonic() + 60
+        while set(replaced := worker_pids(server)) & set(first) or len(replaced) < 2:
+            assert time.monotonic() < deadline, f"the workers {first} were not replaced: {replaced}"
+            time.sleep(0.2)
+        assert exchange(server.url, request_bytes("POST", PREDICT, predict_body()))[0] == 200
+
+        with open(export / "generator.onnx", "r+b") as model:  # one byte changed: its SHA-256 no longer matches the manifest
+            model.seek(-1, os.SEEK_END)
+            last = model.read(1)
+            model.seek(-1, os.SEEK_END)
+            model.write(bytes([last[0] ^ 0xFF]))
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while "could not load" not in "".join(server.output):
+            assert time.monotonic() < deadline, "".join(server.output)[-2000:]
+            time.sleep(0.2)
+        assert "SHA-256" in "".join(server.output)
+        while worker_pids(server) != replaced:  # the failed worker is reaped; the old ones keep serving the model they had loaded
+            assert time.monotonic() < deadline, f"workers {worker_pids(server)}, expected the old {replaced}"
+            time.sleep(0.2)
+        for _ in range(3):
+            assert exchange(server.url, request_bytes("POST", PREDICT, predict_body()))[0] == 200
+        assert server.stop() == 0
+    finally:
+        server.stop()

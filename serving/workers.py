@@ -1,0 +1,84 @@
+"""Several server processes on one listening socket (`keras-dcgan serve --workers N`).
+
+One Python process answers HTTP and JSON on one core at a time (the GIL), while onnxruntime
+runs beside it; with batch-1 requests that Python work, not the model, fills the process's
+core. Worker processes that share the one listening socket take connections from its single
+accept queue, so a busy worker simply accepts fewer: the cores fill evenly without a balancer.
+docs/rest-server.md has the measurements.
+
+Supervision is uvicorn's own (`uvicorn.supervisors.Multiprocess`, what `uvicorn --workers`
+runs): it restarts a worker that dies, forwards SIGTERM and SIGINT so that every worker drains
+its requests, and on SIGHUP replaces the workers one by one. Each worker is a fresh
+interpreter (spawned, not forked) that loads its own onnxruntime session from `AppSettings`.
+"""
+
+import functools
+import logging
+import os
+import sys
+import tempfile
+
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
+
+from keras_dcgan.serving.metrics import SHARED_FOLDER_VARIABLE
+from keras_dcgan.serving.server import LOGGER_NAME, build_app, configure_logging, url_of, uvicorn_config
+
+# A fresh interpreter imports numpy and onnxruntime and loads the model: seconds on a busy device.
+# uvicorn waits as long for a worker's health-check answer before it replaces the worker as hung.
+WORKER_START_TIMEOUT_SECONDS = 30.0
+
+
+def worker_app(settings, access_log):
+    """Run in each worker process: its logging, then its own app (a worker that cannot build one stops the server)."""
+    configure_logging(access_log)
+    try:
+        return build_app(settings, shared_metrics=settings.metrics)
+    except Exception as error:  # the parent loaded this model already: anything here is the worker's own failure
+        logging.getLogger(LOGGER_NAME).error("worker process %d could not load %s: %s", os.getpid(), settings.onnx_path, error)
+        sys.exit(STARTUP_FAILURE)
+
+
+class WorkerSupervisor(Multiprocess):
+    """uvicorn's supervisor, announcing the URL once every worker serves and remembering a failed start.
+
+    A worker that cannot load the model (a file changed since the server started) stops the server
+    if it was a first start or a restart after a crash; on SIGHUP, uvicorn instead keeps the old
+    worker serving.
+    """
+
+    def __init__(self, config, sockets, on_ready):
+        super().__init__(config, sockets)
+        self.on_ready = on_ready
+        self.failed_to_start = False
+
+    def init_processes(self):
+        super().init_processes()
+        if all(process.wait_until_ready(WORKER_START_TIMEOUT_SECONDS) for process in self.processes):
+            self.on_ready()
+        else:
+            self.failed_to_start = True
+            self.should_exit.set()
+
+    def keep_subprocess_alive(self):
+        super().keep_subprocess_alive()
+        self.failed_to_start |= any(process.exitcode == STARTUP_FAILURE for process in self.processes)
+
+
+def serve_workers(settings, workers, sock, on_ready, access_log=False):
+    """Serve with `workers` processes on the bound, listening socket `sock` until SIGTERM/SIGINT.
+
+    Raises ValueError if a worker could not start (its reason is in the log).
+    """
+    configure_logging(access_log)
+    with tempfile.TemporaryDirectory(prefix="keras-dcgan-metrics-") as metrics_folder:
+        if settings.metrics:
+            os.environ[SHARED_FOLDER_VARIABLE] = metrics_folder  # inherited by the workers, read as they import prometheus_client
+        config = uvicorn_config(
+            functools.partial(worker_app, settings, access_log), settings.limits, access_log, factory=True, workers=workers,
+            timeout_worker_healthcheck=WORKER_START_TIMEOUT_SECONDS,
+        )
+        supervisor = WorkerSupervisor(config, [sock], lambda: on_ready(url_of(sock)))
+        supervisor.run()
+    if supervisor.failed_to_start:
+        raise ValueError(f"a worker process could not start serving {settings.onnx_path}; its error is logged above")
