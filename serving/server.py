@@ -75,7 +75,7 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         # uvicorn hands each connection's protocol the loaded app: with proxy headers off and no
         # trace logging (`uvicorn_config`), the RestApp itself, which carries this server's settings.
-        self.request_timeout_seconds = self.app.request_timeout_seconds
+        self.request_timeout_seconds = self.app.limits.request_timeout_seconds
         self.metrics = self.app.metrics  # refusals are counted when metrics are on
 
     def connection_made(self, transport):
@@ -171,8 +171,6 @@ class RestApp:
     def __init__(self, api, limits, batching, threads=None):
         self.api = api
         self.limits = limits
-        self.max_body_bytes = limits.max_body_bytes
-        self.request_timeout_seconds = limits.request_timeout_seconds
         self.metrics = api.metrics
         self.batcher = ModelBatcher(api.run_model, threads or os.cpu_count() or 1, batching.max_rows, merge=batching.enabled)
 
@@ -211,7 +209,7 @@ class RestApp:
     async def _read_body(self, scope, receive):
         """(body, None), (None, refusal) for a body over the cap, or (None, None) when the client left."""
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and int(declared) > self.max_body_bytes:  # the parser has checked it is a number
+        if declared is not None and int(declared) > self.limits.max_body_bytes:  # the parser has checked it is a number
             return None, self._too_large(int(declared))
         chunks, size = [], 0
         while True:
@@ -220,7 +218,7 @@ class RestApp:
                 return None, None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:  # a chunked body has no length to check up front
+            if size > self.limits.max_body_bytes:  # a chunked body has no length to check up front
                 return None, self._too_large(size, so_far=True)
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -229,7 +227,7 @@ class RestApp:
     def _too_large(self, size, so_far=False):
         what = f"request body of {'more than ' if so_far else ''}{size} bytes"
         # Closing the connection: the rest of the body is never read.
-        return error_response(413, f"{what} exceeds this server's limit of {self.max_body_bytes} bytes", close=True)
+        return error_response(413, f"{what} exceeds this server's limit of {self.limits.max_body_bytes} bytes", close=True)
 
     @staticmethod
     async def _send(send, status, headers, body):
