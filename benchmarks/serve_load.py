@@ -29,6 +29,7 @@ it loads a server) is printed too: it is what the clients take from the server's
 """
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -115,7 +116,7 @@ def process_cpu_seconds(pid):
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     children = []
     for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as listed:
+        with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/task/{task}/children") as listed:  # a thread may end meanwhile
             children += [int(child) for child in listed.read().split()]
     return own + sum(process_cpu_seconds(child) for child in children)
 

@@ -10,6 +10,10 @@ serving: `num_batch_threads` the number of cores, a large `max_batch_size`, time
 docs/rest-server.md has the measurements behind the defaults.
 
 The queue lives on the event loop; only `run_batch` runs on the model threads, once per batch.
+With no model threads (`threads=0`, what each worker process of `serve --workers` uses), calls
+run on the event loop itself: the processes give the parallelism, and a call costs no hand-over
+of the GIL between threads. Requests that arrive during a call are read in the loop's next pass
+and share the next call.
 """
 
 import asyncio
@@ -21,7 +25,7 @@ class ModelBatcher:
     """`await batcher.submit(item)` -> run_batch([..., item, ...])'s answer for `item`.
 
     `run_batch(items)` returns one answer per item, in order; it runs on one of `threads`
-    threads. `item.rows` is its number of rows. With `merge=False` every call takes one item
+    threads, or on the event loop with `threads=0`. `item.rows` is its number of rows. With `merge=False` every call takes one item
     (batching off, for comparison). An exception from `run_batch` is raised to every request
     of that batch.
     """
@@ -30,8 +34,8 @@ class ModelBatcher:
         self.run_batch = run_batch
         self.max_rows = max_rows
         self.merge = merge
-        self.executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="model")
-        self._idle_threads = threads
+        self.executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="model") if threads else None
+        self._idle_threads = threads or 1  # on the loop: one call at a time
         self._queue = collections.deque()  # (item, asyncio future) in arrival order
         self._dispatch_scheduled = False
 
@@ -47,7 +51,8 @@ class ModelBatcher:
         return await answer
 
     def shutdown(self):
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _dispatch(self, loop):
         self._dispatch_scheduled = False
@@ -63,15 +68,18 @@ class ModelBatcher:
                 rows += item.rows
         if batch:
             self._idle_threads -= 1
-            self.executor.submit(self._run, loop, batch)
+            if self.executor is None:
+                self._run(loop.call_soon, loop, batch)
+            else:
+                self.executor.submit(self._run, loop.call_soon_threadsafe, loop, batch)
 
-    def _run(self, loop, batch):
-        """On a model thread: one call for the whole batch, then one hand-over back to the loop."""
+    def _run(self, schedule, loop, batch):
+        """On a model thread (or the loop): one call for the whole batch, then `schedule` its answers on the loop."""
         try:
             answers, error = self.run_batch([item for item, _ in batch]), None
         except Exception as exception:  # raised to each waiting request, as a call of its own would
             answers, error = None, exception
-        loop.call_soon_threadsafe(self._finished, loop, batch, answers, error)
+        schedule(self._finished, loop, batch, answers, error)
 
     def _finished(self, loop, batch, answers, error):
         self._idle_threads += 1

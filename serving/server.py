@@ -12,11 +12,13 @@ What uvicorn lacks, added here and nowhere else:
 - a cap on the request body (413) before the model sees it (the batch cap is the API's);
 - JSON errors for requests its parser refuses, and exit status 0 after a signalled stop.
 
-Model calls run on a small thread pool, one thread per core: onnxruntime releases the GIL while
-it computes, and the event loop keeps reading other connections meanwhile. Everything else
-(parsing, checks, JSON) runs on the event loop: work under the GIL gains nothing from another
-thread, and every hand-over of the GIL between threads costs context switches. Predictions
-that arrive while every model thread is busy share the next model call (`batching.ModelBatcher`).
+A lone server process (`--workers 1`) runs model calls on a small thread pool, one thread per
+core: onnxruntime releases the GIL while it computes, and the event loop keeps reading other
+connections meanwhile. Several worker processes (workers.py, the default on a machine with more
+than one core) each run their calls on the event loop instead: the processes give the
+parallelism, without a hand-over of the GIL per call. Everything else (parsing, checks, JSON)
+runs on the event loop: work under the GIL gains nothing from another thread. Predictions that
+arrive while the model is busy share its next call (`batching.ModelBatcher`).
 """
 
 import contextlib
@@ -166,13 +168,18 @@ _REASONS = {400: b"Bad Request", 408: b"Request Timeout"}
 
 
 class RestApp:
-    """The ASGI application: body cap, `PredictionApi.begin` on the loop, predictions through the batcher."""
+    """The ASGI application: body cap, `PredictionApi.begin` on the loop, predictions through the batcher.
+
+    `threads` model calls run at a time, each on a thread (default: one per core); 0 runs them on
+    the event loop.
+    """
 
     def __init__(self, api, limits, batching, threads=None):
         self.api = api
         self.limits = limits
         self.metrics = api.metrics
-        self.batcher = ModelBatcher(api.run_model, threads or os.cpu_count() or 1, batching.max_rows, merge=batching.enabled)
+        model_threads = (os.cpu_count() or 1) if threads is None else threads
+        self.batcher = ModelBatcher(api.run_model, model_threads, batching.max_rows, merge=batching.enabled)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -285,8 +292,12 @@ class AppSettings:
     batching: BatchingOptions
 
 
-def build_app(settings, session=None, shared_metrics=False):
-    """The RestApp of `settings`, on `session` if given (else the ONNX file is loaded here)."""
+def build_app(settings, session=None, worker=False):
+    """The RestApp of `settings`, on `session` if given (else the ONNX file is loaded here).
+
+    A `worker` process of several shares its metrics with its peers and calls the model on its
+    event loop (`ModelBatcher` with no threads); a lone server calls it on a thread per core.
+    """
     from keras_dcgan.serving.rest_api import PredictionApi
     from keras_dcgan.serving.session import GeneratorSession
 
@@ -296,9 +307,9 @@ def build_app(settings, session=None, shared_metrics=False):
     if settings.metrics:
         from keras_dcgan.serving.metrics import PredictionMetrics
 
-        metrics = PredictionMetrics(settings.model_name, settings.version, shared=shared_metrics)
+        metrics = PredictionMetrics(settings.model_name, settings.version, shared=worker)
     api = PredictionApi(session, settings.model_name, settings.version, settings.max_batch, metrics)
-    return RestApp(api, settings.limits, settings.batching)
+    return RestApp(api, settings.limits, settings.batching, threads=0 if worker else None)
 
 
 def uvicorn_config(app, limits, access_log, **options):

@@ -15,6 +15,7 @@ interpreter (spawned, not forked) that loads its own onnxruntime session from `A
 import functools
 import logging
 import os
+import signal
 import sys
 import tempfile
 
@@ -33,7 +34,7 @@ def worker_app(settings, access_log):
     """Run in each worker process: its logging, then its own app (a worker that cannot build one stops the server)."""
     configure_logging(access_log)
     try:
-        return build_app(settings, shared_metrics=settings.metrics)
+        return build_app(settings, worker=True)
     except Exception as error:  # the parent loaded this model already: anything here is the worker's own failure
         logging.getLogger(LOGGER_NAME).error("worker process %d could not load %s: %s", os.getpid(), settings.onnx_path, error)
         sys.exit(STARTUP_FAILURE)
@@ -51,6 +52,10 @@ class WorkerSupervisor(Multiprocess):
         super().__init__(config, sockets)
         self.on_ready = on_ready
         self.failed_to_start = False
+        # uvicorn queues signals and looks at them every 0.5 s: until then a worker would still answer
+        # a request that arrives as an ordinary keep-alive one, not with `Connection: close`.
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop_signal, lambda *_: self.should_exit.set())
 
     def init_processes(self):
         super().init_processes()

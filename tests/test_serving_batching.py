@@ -125,6 +125,26 @@ def test_without_merging_every_call_takes_one_request():
     assert calls == [["0"], ["1"], ["2"], ["3"]]
 
 
+def test_with_no_threads_calls_run_on_the_loop_and_requests_read_during_a_call_share_the_next():
+    calls, threads, arrived = [], [], []
+
+    async def scenario(batcher):
+        def run_batch(items):
+            calls.append([item.name for item in items])
+            threads.append(threading.get_ident())
+            if not arrived:  # requests the loop reads while this call runs, as a worker's socket would hold them
+                arrived.extend(asyncio.ensure_future(batcher.submit(Item(1, name))) for name in "abc")
+            return [item.name for item in items]
+
+        batcher.run_batch = run_batch
+        first = await batcher.submit(Item(1, "first"))
+        return [first, *await asyncio.gather(*arrived)]
+
+    loop_thread = threading.get_ident()  # asyncio.run runs the loop on this thread
+    assert run_with_batcher(scenario, None, threads=0, max_rows=100) == ["first", "a", "b", "c"]
+    assert calls == [["first"], ["a", "b", "c"]] and set(threads) == {loop_thread}
+
+
 # -- keras-dcgan serve ------------------------------------------------------------------------------
 
 
