@@ -25,9 +25,9 @@ class ModelBatcher:
     """`await batcher.submit(item)` -> run_batch([..., item, ...])'s answer for `item`.
 
     `run_batch(items)` returns one answer per item, in order; it runs on one of `threads`
-    threads, or on the event loop with `threads=0`. `item.rows` is its number of rows. With `merge=False` every call takes one item
-    (batching off, for comparison). An exception from `run_batch` is raised to every request
-    of that batch.
+    threads, or on the event loop with `threads=0`. `item.rows` is its number of rows. With
+    `merge=False` every call takes one item (batching off, for comparison). An exception from
+    `run_batch` is raised to every request of that batch.
     """
 
     def __init__(self, run_batch, threads, max_rows, merge=True):

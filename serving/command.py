@@ -187,7 +187,7 @@ def add_serve_command(commands):
         "--workers", type=positive_integer, default=None,
         help="server processes sharing the port; each runs its own copy of the model (default: one per core)",
     )
-    serve.add_argument("--threads", type=positive_integer, default=1, help="onnxruntime threads per model call; calls already run in parallel, one per core (default: %(default)s)")
+    serve.add_argument("--threads", type=positive_integer, default=1, help="onnxruntime threads per model call; calls already run in parallel, one per worker process (default: %(default)s)")
     serve.add_argument(
         "--batching", action=argparse.BooleanOptionalAction, default=True,
         help="predictions that wait for a busy model share its next call, as TF Serving's --enable_batching with no timeout (default: on)",
