@@ -97,7 +97,7 @@ class TutorialVariant:
 class ProjectVariant:
     """The project's DCGAN with TrainConfig defaults plus `overrides`, stepped by its compiled train function."""
 
-    def __init__(self, images, overrides, jit_compile=False, fused_batch_norm=True, labels=None):
+    def __init__(self, images, overrides, jit_compile=False, fused_batch_norm=True, labels=None, total_steps=None):
         config = TrainConfig(**{**TrainConfig().to_dict(), **overrides})
         self.config = dataclasses.replace(config, precision=resolve_precision(config.precision)[0])
         self.name = (f"{self.config.precision}/{self.config.upsampling}{'+xla' if jit_compile else ''}"
@@ -105,7 +105,7 @@ class ProjectVariant:
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.config.precision)
         try:
-            self.model = build_model(self.config, fused_batch_norm=fused_batch_norm)
+            self.model = build_model(self.config, total_steps=total_steps, fused_batch_norm=fused_batch_norm)
         finally:
             keras.config.set_dtype_policy(previous)
         self.model.jit_compile = jit_compile

@@ -33,6 +33,7 @@ import throughput
 import tutorial_dcgan
 
 from keras_dcgan import image_grid
+from keras_dcgan.config import TrainConfig
 from keras_dcgan.data import steps_per_epoch
 from keras_dcgan.evaluation.asked_digits import measure_asked_digits
 from keras_dcgan.evaluation.command import make_evaluator
@@ -59,10 +60,12 @@ KERAS_BATCH_NORM = "batch_norm:keras"
 
 
 class Project:
-    def __init__(self, name, images, overrides, fused_batch_norm=True, labels=None):
+    def __init__(self, name, images, overrides, epochs, fused_batch_norm=True, labels=None):
         self.name = name
-        self.variant = throughput.ProjectVariant(images, overrides, fused_batch_norm=fused_batch_norm, labels=labels)
-        self.steps = steps_per_epoch(len(images), self.variant.batch_size)
+        self.steps = steps_per_epoch(len(images), overrides.get("batch_size", TrainConfig().batch_size))
+        self.variant = throughput.ProjectVariant(
+            images, overrides, fused_batch_norm=fused_batch_norm, labels=labels, total_steps=self.steps * epochs
+        )
 
     def train_epoch(self):
         self.variant.run(self.steps)
@@ -93,6 +96,7 @@ def main(argv=None):
     parser.add_argument("--target-score", type=float, default=9.5, help="quality target: classifier score at least this ...")
     parser.add_argument("--target-fcd", type=float, default=3.0, help="... and FCD at most this")
     parser.add_argument("--no-tutorial", action="store_true")
+    parser.add_argument("--average-only", action="store_true", help="score only the weight average, not also the last weights")
     parser.add_argument("--json", default=None, help="write every measurement here")
     parser.add_argument("--grids", default=None, help="folder for an 8x8 sample grid (seeds 0-63) per model and epoch")
     args = parser.parse_args(argv)
@@ -109,7 +113,7 @@ def main(argv=None):
             fields = ",".join(field for field in fields if field != KERAS_BATCH_NORM)
             overrides = {**throughput.parse_overrides(fields), "seed": seed}
             name = f"{name}-s{seed}" if len(seeds) > 1 else name
-            models.append(Project(name, images, overrides, fused_batch_norm, evaluator.train.labels))
+            models.append(Project(name, images, overrides, args.epochs, fused_batch_norm, evaluator.train.labels))
     real = evaluator.real_reference(args.samples)
     print(f"real (train vs test, {args.samples}): FCD {real.fcd:.3f}, score {real.classifier_score:.3f}, "
           f"class KL {real.class_kl:.4f}, unsure {real.unsure_share:.1%}, checkerboard {real.checkerboard:.3f}", flush=True)
@@ -121,7 +125,10 @@ def main(argv=None):
             started = time.perf_counter()
             model.train_epoch()
             clocks[model.name] += time.perf_counter() - started
-            for label, sample in model.samplers().items():
+            samplers = model.samplers()
+            if args.average_only:
+                samplers.pop("raw", None)
+            for label, sample in samplers.items():
                 name = f"{model.name}/{label}" if label else model.name
                 latents = latents_from_seeds(range(args.samples), _latent_dim(model))
                 scores = evaluator.evaluate(_in_batches(sample, latents))

@@ -84,6 +84,18 @@ class SampleGrids(keras.callbacks.Callback):
         self.writer.flush()
 
 
+class LearningRates(keras.callbacks.Callback):
+    """Adds each optimiser's learning rate at the end of the epoch to the logs (history, TensorBoard, metrics.json).
+
+    Added where the rates decay over the run; constant rates are in config.json.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["generator_lr"] = float(self.model.generator_optimizer.learning_rate)
+            logs["discriminator_lr"] = float(self.model.discriminator_optimizer.learning_rate)
+
+
 class ScalarSummaries(keras.callbacks.Callback):
     """Epoch means of the logged values as TensorBoard scalars.
 

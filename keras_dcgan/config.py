@@ -61,6 +61,10 @@ class TrainConfig:
     generator_lr: float = _option(4e-4, "Adam learning rate of the generator")
     discriminator_lr: float = _option(1e-4, "Adam learning rate of the discriminator")
     beta1: float = _option(0.5, "Adam beta_1 of both optimisers")
+    learning_rate_decay: float = _option(
+        0.0, "fraction of the run (the last epochs) over which both learning rates fall linearly to 0 "
+        "(0: constant rates); the run's length is --epochs"
+    )
     # With the generator's fast learning rate its last weights swing from epoch to epoch; their
     # average over the last ~1,000 steps scores better from epoch 3 on.
     generator_ema: float = _option(
@@ -148,6 +152,8 @@ class TrainConfig:
         for name in ("beta1", "generator_ema", "leaky_relu_slope"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.learning_rate_decay <= 1:
+            raise ValueError(f"learning_rate_decay must be in [0, 1] (a fraction of the run), got {self.learning_rate_decay}")
         _check_choices(self, (("upsampling", UPSAMPLING_MODES), ("precision", PRECISIONS)))
 
     def to_dict(self):

@@ -90,10 +90,14 @@ def read_epoch_checkpoint(generator, config, path):
     import keras
     import tensorflow as tf
 
+    from keras_dcgan.learning_rate import LinearDecayToZero
+
     # The generator's optimiser as training built it: it holds the step counter and, with
     # generator_ema, the weight average (checkpoints.py names both objects the same way).
     averaging = {"use_ema": True, "ema_momentum": config.generator_ema} if config.generator_ema else {}
-    optimizer = keras.optimizers.Adam(**averaging)
+    # A constant rate is a variable in the checkpoint, a schedule is not; only the kind must match.
+    rate = LinearDecayToZero(config.generator_lr, 1, 1) if config.learning_rate_decay else config.generator_lr
+    optimizer = keras.optimizers.Adam(rate, **averaging)
     optimizer.build(generator.trainable_variables)
     try:
         status = tf.train.Checkpoint(generator=generator, generator_optimizer=optimizer).read(path)

@@ -14,10 +14,11 @@ import keras
 import numpy as np
 
 from keras_dcgan import image_grid
-from keras_dcgan.callbacks import CheckpointSaver, DivergenceGuard, SampleGrids, ScalarSummaries
+from keras_dcgan.callbacks import CheckpointSaver, DivergenceGuard, LearningRates, SampleGrids, ScalarSummaries
 from keras_dcgan.checkpoints import TrainingCheckpoints
 from keras_dcgan.data import check_code_labels, load_images, steps_per_epoch, training_dataset
 from keras_dcgan.gan import DCGAN
+from keras_dcgan.learning_rate import learning_rate
 from keras_dcgan.networks import build_discriminator, build_generator
 from keras_dcgan.precision import resolve_precision
 from keras_dcgan.run_dir import RunDir
@@ -33,11 +34,15 @@ class TrainingResult:
     history: dict
 
 
-def build_model(config, fused_batch_norm=True):
+def build_model(config, total_steps=None, fused_batch_norm=True):
     """The compiled DCGAN of `config`; call inside the strategy's scope.
 
-    `fused_batch_norm=False` trains with Keras' own BatchNormalization (for benchmarks).
+    `total_steps`, the run's length, is needed when the learning rates decay
+    (`config.learning_rate_decay`). `fused_batch_norm=False` trains with Keras' own
+    BatchNormalization (for benchmarks).
     """
+    if config.learning_rate_decay and not total_steps:
+        raise ValueError("learning_rate_decay needs the run's total_steps")
     generator = build_generator(config, fused_batch_norm=fused_batch_norm)
     discriminator = build_discriminator(config, fused_batch_norm=fused_batch_norm)
     model = DCGAN(
@@ -46,11 +51,13 @@ def build_model(config, fused_batch_norm=True):
     )
     model.compile(
         generator_optimizer=keras.optimizers.Adam(
-            config.generator_lr, beta_1=config.beta1,
+            learning_rate(config.generator_lr, config.learning_rate_decay, total_steps), beta_1=config.beta1,
             # The moving average lives in the optimiser, so checkpoints save and resume it.
             use_ema=config.generator_ema > 0, ema_momentum=config.generator_ema,
         ),
-        discriminator_optimizer=keras.optimizers.Adam(config.discriminator_lr, beta_1=config.beta1),
+        discriminator_optimizer=keras.optimizers.Adam(
+            learning_rate(config.discriminator_lr, config.learning_rate_decay, total_steps), beta_1=config.beta1
+        ),
     )
     return model
 
@@ -141,7 +148,7 @@ def _start_strategy(config, strategy_name):
 def _build_or_resume(config, strategy, run, output, steps, epochs):
     """(model, checkpoints to save to, start step): the model restored from the run's furthest saved state, if any."""
     with strategy.scope():
-        model = build_model(config)
+        model = build_model(config, total_steps=steps * epochs)
     checkpoints = TrainingCheckpoints(run.checkpoints_dir, model, steps)
     saved = checkpoints.latest()
     start_step = checkpoints.restore(saved.path) if saved else 0
@@ -159,6 +166,8 @@ def _callbacks(config, options, checkpoints, output, chief):
         CheckpointSaver(checkpoints, options.backup_every_steps),
         SampleGrids(output, config.latent_dim, config.seed, write=chief),
     ]
+    if config.learning_rate_decay:
+        callbacks.append(LearningRates())  # before the callbacks that record the logs
     if chief:
         callbacks.append(ScalarSummaries(output.log_dir("train")))
         if options.eval_every:

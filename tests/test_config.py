@@ -27,6 +27,8 @@ def test_categorical_code_must_fit_in_the_latent(categories):
         (dict(generator_code_weight=-0.5), "generator_code_weight must be a finite number of 0 or more, got -0.5"),
         (dict(generator_code_weight=float("inf")), "generator_code_weight must be a finite number of 0 or more, got inf"),
         (dict(beta1=1.0), r"beta1 must be in \[0, 1\)"),
+        (dict(learning_rate_decay=1.5), r"learning_rate_decay must be in \[0, 1\] \(a fraction of the run\), got 1.5"),
+        (dict(learning_rate_decay=-0.1), r"learning_rate_decay must be in \[0, 1\]"),
     ],
 )
 def test_invalid_experiment_values_are_refused(values, message):
