@@ -94,10 +94,16 @@ class TutorialVariant:
         float(losses[0])  # wait for the last step
 
 
+# The run length a throughput window trains in: longer than any window, so decaying learning
+# rates stay at their start values (speed does not depend on them).
+WINDOW_RUN_STEPS = 10**9
+
+
 class ProjectVariant:
     """The project's DCGAN with TrainConfig defaults plus `overrides`, stepped by its compiled train function."""
 
-    def __init__(self, images, overrides, jit_compile=False, fused_batch_norm=True, labels=None, total_steps=None):
+    def __init__(self, images, overrides, jit_compile=False, fused_batch_norm=True, labels=None,
+                 total_steps=WINDOW_RUN_STEPS):
         config = TrainConfig(**{**TrainConfig().to_dict(), **overrides})
         self.config = dataclasses.replace(config, precision=resolve_precision(config.precision)[0])
         self.name = (f"{self.config.precision}/{self.config.upsampling}{'+xla' if jit_compile else ''}"

@@ -56,6 +56,8 @@ def small_config(**overrides):
         # The rate these tests' step counts and thresholds were set with; the default (4e-4)
         # was chosen on full-size networks over epochs, not on tiny ones over a few dozen steps.
         generator_lr=8e-4,
+        # Constant rates, as the thresholds were set with; test_learning_rate.py trains on the decay.
+        learning_rate_decay=0.0,
     )
     return TrainConfig(**{**values, **overrides})
 

@@ -56,7 +56,8 @@ def test_discriminator_has_a_code_head_and_without_a_code_is_the_papers():
 def test_training_teaches_the_discriminator_to_name_the_code():
     """info_loss starts at ln(k), a guess, and falls once both networks learn to carry the code."""
     config = TrainConfig(
-        latent_dim=16, generator_filters=8, discriminator_filters=8, batch_size=32, categorical_code=4, code_labels=False
+        latent_dim=16, generator_filters=8, discriminator_filters=8, batch_size=32, categorical_code=4, code_labels=False,
+        learning_rate_decay=0.0,
     )
     model = build_model(config)
     images = np.random.default_rng(0).uniform(-1, 1, (32, 28, 28, 1)).astype(np.float32)

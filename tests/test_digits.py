@@ -65,7 +65,9 @@ def test_labels_outside_the_code_are_refused_naming_the_fix():
 def test_the_code_head_learns_the_labels_of_real_images(mnist_subset_dir):
     """label_loss starts at ln(10), a guess, and falls as the head learns to name real digits."""
     # A fast discriminator makes the fall quick enough for a unit test.
-    config = TrainConfig(latent_dim=16, generator_filters=8, discriminator_filters=8, batch_size=32, discriminator_lr=4e-4)
+    config = TrainConfig(
+        latent_dim=16, generator_filters=8, discriminator_filters=8, batch_size=32, discriminator_lr=4e-4, learning_rate_decay=0.0
+    )
     examples = load_idx_folder(mnist_subset_dir).head(1024)
     model = build_model(config)
     dataset = training_dataset(examples.images, config.batch_size, config.seed, labels=examples.labels)

@@ -9,7 +9,7 @@ from keras_dcgan.training import build_model
 
 
 def _small_model():
-    return build_model(TrainConfig(latent_dim=16, generator_filters=4, discriminator_filters=4, batch_size=16))
+    return build_model(TrainConfig(latent_dim=16, generator_filters=4, discriminator_filters=4, batch_size=16, learning_rate_decay=0.0))
 
 
 def _values(variables):
@@ -71,7 +71,8 @@ def test_generator_code_weight_changes_the_generators_step_only():
     models = {}
     for weight in (1.0, 0.0):
         model = build_model(TrainConfig(
-            latent_dim=16, generator_filters=4, discriminator_filters=4, batch_size=16, generator_code_weight=weight
+            latent_dim=16, generator_filters=4, discriminator_filters=4, batch_size=16, generator_code_weight=weight,
+            learning_rate_decay=0.0,
         ))
         if models:  # both start from the same weights
             model.generator.set_weights(models[1.0].generator.get_weights())
