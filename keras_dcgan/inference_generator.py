@@ -90,13 +90,14 @@ def read_epoch_checkpoint(generator, config, path):
     import keras
     import tensorflow as tf
 
-    from keras_dcgan.learning_rate import LinearDecayToZero
+    from keras_dcgan.learning_rate import learning_rate
 
     # The generator's optimiser as training built it: it holds the step counter and, with
     # generator_ema, the weight average (checkpoints.py names both objects the same way).
     averaging = {"use_ema": True, "ema_momentum": config.generator_ema} if config.generator_ema else {}
-    # A constant rate is a variable in the checkpoint, a schedule is not; only the kind must match.
-    rate = LinearDecayToZero(config.generator_lr, 1, 1) if config.learning_rate_decay else config.generator_lr
+    # A constant rate is a variable in the checkpoint, a schedule is not: only the kind of rate
+    # must match training's, so any run length will do.
+    rate = learning_rate(config.generator_lr, config.learning_rate_decay, total_steps=1)
     optimizer = keras.optimizers.Adam(rate, **averaging)
     optimizer.build(generator.trainable_variables)
     try:

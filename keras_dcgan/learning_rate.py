@@ -2,7 +2,7 @@
 
 GAN weights keep moving as long as the rates are high (the generator's last weights swing
 from epoch to epoch); annealing both rates to 0 over the last part of training lets them
-settle where the run ends, as SN-GAN and BigGAN-era recipes do for their final samples.
+settle where the run ends, as SN-GAN (Miyato et al. 2018) trains.
 """
 
 import keras
