@@ -14,6 +14,12 @@ and the same head also learns the real images' labels, as AC-GAN's auxiliary cla
 (Odena et al. 2017): the discriminator adds label_loss = CE(label, code_logits(x)), so the
 head names digits, and the generator, rewarded for making category k recognisable as k,
 draws digit k in category k.
+With `projection` (a projection discriminator, Miyato & Koyama 2018) the head's logits
+instead condition the real-vs-fake judgement: the logit of a real image is
+logit(x) + code_logits(x)[label], of a fake logit(G(z)) + code_logits(G(z))[argmax(z[:k])],
+and neither network adds a classification loss. The discriminator then judges whether an
+image is a real digit of that label, so the generator is rewarded for drawing digit k as
+real k's are drawn, not for making it easy to classify.
 
 Written for tf.distribute (see the project's ENVIRONMENT notes):
 - both networks are built from their Input layers and both optimisers on their variables
@@ -35,7 +41,7 @@ from keras_dcgan.data import unpack_labelled_batch
 
 class DCGAN(keras.Model):
     def __init__(self, generator, discriminator, latent_dim, seed=0, categorical_code=0, code_labels=False,
-                 generator_code_weight=1.0, **kwargs):
+                 generator_code_weight=1.0, projection=False, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -44,14 +50,16 @@ class DCGAN(keras.Model):
         self.categorical_code = categorical_code
         self.code_labels = bool(code_labels and categorical_code)
         self.generator_code_weight = generator_code_weight
+        self.projection = bool(projection and self.code_labels)
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
         self.code_loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.real_score_tracker = keras.metrics.Mean(name="real_score")
         self.fake_score_tracker = keras.metrics.Mean(name="fake_score")
-        self.info_loss_tracker = keras.metrics.Mean(name="info_loss") if categorical_code else None
-        self.label_loss_tracker = keras.metrics.Mean(name="label_loss") if self.code_labels else None
+        classifies = not self.projection
+        self.info_loss_tracker = keras.metrics.Mean(name="info_loss") if categorical_code and classifies else None
+        self.label_loss_tracker = keras.metrics.Mean(name="label_loss") if self.code_labels and classifies else None
 
     def compile(self, generator_optimizer, discriminator_optimizer, **kwargs):
         super().compile(**kwargs)
@@ -96,13 +104,18 @@ class DCGAN(keras.Model):
             fake_images = self.generator(latent, training=True)
             real_logits, real_code_logits = self._split(self.discriminator(images, training=True))
             fake_logits, code_logits = self._split(self.discriminator(fake_images, training=True))
+            codes = code_indices(latent, self.categorical_code) if self.categorical_code else None
+            if self.projection:
+                real_logits += tf.gather(real_code_logits, labels[:, None], batch_dims=1)
+                fake_logits += tf.gather(code_logits, codes[:, None], batch_dims=1)
             real_labels = tf.ones_like(real_logits)
             d_loss = self.loss_fn(real_labels, real_logits) + self.loss_fn(tf.zeros_like(fake_logits), fake_logits)
             g_loss = self.loss_fn(real_labels, fake_logits)
-            info_loss = tf.zeros_like(d_loss)
-            if self.categorical_code:
-                info_loss = self.code_loss_fn(code_indices(latent, self.categorical_code), code_logits)
-            label_loss = self.code_loss_fn(labels, real_code_logits) if self.code_labels else tf.zeros_like(d_loss)
+            info_loss = label_loss = tf.zeros_like(d_loss)
+            if self.info_loss_tracker is not None:
+                info_loss = self.code_loss_fn(codes, code_logits)
+            if self.label_loss_tracker is not None:
+                label_loss = self.code_loss_fn(labels, real_code_logits)
             # inside the tapes, which record only there
             d_total, g_total = d_loss + info_loss + label_loss, g_loss + self.generator_code_weight * info_loss
 
@@ -118,9 +131,9 @@ class DCGAN(keras.Model):
         replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, d_loss.dtype)
         self.d_loss_tracker.update_state(d_loss * replicas)
         self.g_loss_tracker.update_state(g_loss * replicas)
-        if self.categorical_code:
+        if self.info_loss_tracker is not None:
             self.info_loss_tracker.update_state(info_loss * replicas)
-        if self.code_labels:
+        if self.label_loss_tracker is not None:
             self.label_loss_tracker.update_state(label_loss * replicas)
         self.real_score_tracker.update_state(tf.sigmoid(real_logits))
         self.fake_score_tracker.update_state(tf.sigmoid(fake_logits))

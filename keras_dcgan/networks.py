@@ -16,7 +16,8 @@ Sizes for 28x28x1 (f = generator_filters, d = discriminator_filters):
                    -> [conv 3x3/1 to 14x14xd -> BN, LeakyReLU] x discriminator_refine_convs
                    -> conv 4x4/2 to 7x7x2d -> BN, LeakyReLU -> flatten -> Dense 1 (a logit)
                    and, with a categorical code, a second head on the flattened features:
-                   Dense 128 -> LeakyReLU -> Dense k (logits of the code, InfoGAN's Q)
+                   Dense 128 -> LeakyReLU -> Dense k (logits of the code, InfoGAN's Q; with
+                   labels projected, the logit of an image's label adds to its real-vs-fake logit)
 
 The paper's generators have only (transposed) convolutions that upsample; with just two of
 them at 28x28, the layers that draw the strokes see little. Stride-1 convolutions at 14x14

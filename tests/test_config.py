@@ -29,6 +29,8 @@ def test_categorical_code_must_fit_in_the_latent(categories):
         (dict(beta1=1.0), r"beta1 must be in \[0, 1\)"),
         (dict(learning_rate_decay=1.5), r"learning_rate_decay must be in \[0, 1\] \(a fraction of the run\), got 1.5"),
         (dict(learning_rate_decay=-0.1), r"learning_rate_decay must be in \[0, 1\]"),
+        (dict(label_conditioning="sideways"), "label_conditioning must be one of classifier, projection; got 'sideways'"),
+        (dict(generator_code_weight=0.3), "generator_code_weight \\(0.3\\) weighs .* use --label-conditioning classifier"),
     ],
 )
 def test_invalid_experiment_values_are_refused(values, message):

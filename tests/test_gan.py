@@ -1,6 +1,7 @@
 """The DCGAN model's train_step."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_dcgan.config import TrainConfig
@@ -8,8 +9,10 @@ from keras_dcgan.data import pack_labelled_batch
 from keras_dcgan.training import build_model
 
 
-def _small_model():
-    return build_model(TrainConfig(latent_dim=16, generator_filters=4, discriminator_filters=4, batch_size=16, learning_rate_decay=0.0))
+def _small_model(**overrides):
+    return build_model(TrainConfig(
+        latent_dim=16, generator_filters=4, discriminator_filters=4, batch_size=16, learning_rate_decay=0.0, **overrides
+    ))
 
 
 def _values(variables):
@@ -55,13 +58,16 @@ def test_noise_is_fresh_every_step_but_reproducible():
     assert not np.allclose(first, second)
 
 
-def test_fit_runs_and_logs_all_six_values():
-    model = _small_model()
+@pytest.mark.parametrize(
+    "label_conditioning, code_losses", [("projection", set()), ("classifier", {"info_loss", "label_loss"})]
+)
+def test_fit_runs_and_logs_the_losses_and_scores(label_conditioning, code_losses):
+    model = _small_model(label_conditioning=label_conditioning)
     images = np.random.default_rng(0).uniform(-1, 1, (64, 28, 28, 1)).astype(np.float32)
     labels = np.arange(64) % 10
     batches = tf.data.Dataset.from_tensor_slices(pack_labelled_batch(images, labels)).batch(16)
     history = model.fit(batches, epochs=1, verbose=0, shuffle=False)
-    assert set(history.history) == {"d_loss", "g_loss", "real_score", "fake_score", "info_loss", "label_loss"}
+    assert set(history.history) == {"d_loss", "g_loss", "real_score", "fake_score"} | code_losses
     assert all(np.isfinite(np.asarray(values, dtype=float)).all() for values in history.history.values())
 
 
@@ -72,7 +78,7 @@ def test_generator_code_weight_changes_the_generators_step_only():
     for weight in (1.0, 0.0):
         model = build_model(TrainConfig(
             latent_dim=16, generator_filters=4, discriminator_filters=4, batch_size=16, generator_code_weight=weight,
-            learning_rate_decay=0.0,
+            learning_rate_decay=0.0, label_conditioning="classifier",
         ))
         if models:  # both start from the same weights
             model.generator.set_weights(models[1.0].generator.get_weights())
@@ -89,3 +95,31 @@ def test_generator_code_weight_changes_the_generators_step_only():
     # whose gradient changes sign without the code's loss lands about 2 x lr away.
     assert largest_difference("generator") > 1.2 * TrainConfig().generator_lr
     assert largest_difference("discriminator") < 1e-6
+
+
+def test_the_projection_discriminator_judges_each_image_with_its_label():
+    """d_loss is BCE(1, logit(x) + code_logits(x)[label]) + BCE(0, logit(G(z)) + code_logits(G(z))[code]), no code loss."""
+    model = _small_model(precision="float32")  # projection is the default
+    images = tf.constant(np.random.default_rng(2).uniform(-1, 1, (16, 28, 28, 1)).astype(np.float32))
+    labels = np.arange(16) % 10
+    latent = model.sample_latent(16)  # what the step will draw: its noise depends on the step only
+    codes = np.argmax(latent.numpy()[:, :10], axis=1)
+    # The networks in training mode (BatchNorm on the batch's statistics), before the step moves them.
+    real_logits, real_code_logits = (output.numpy() for output in model.discriminator(images, training=True))
+    fakes = model.generator(latent, training=True)
+    fake_logits, fake_code_logits = (output.numpy() for output in model.discriminator(fakes, training=True))
+
+    def bce(target, logits):
+        return float(np.mean(np.logaddexp(0, logits) - target * logits))
+
+    rows = np.arange(16)
+    projected_real = real_logits[:, 0] + real_code_logits[rows, labels]
+    projected_fake = fake_logits[:, 0] + fake_code_logits[rows, codes]
+    logs = model.train_step(pack_labelled_batch(images, tf.constant(labels, tf.int64)))
+
+    assert set(logs) == {"d_loss", "g_loss", "real_score", "fake_score"}
+    np.testing.assert_allclose(float(logs["d_loss"][0]), bce(1, projected_real) + bce(0, projected_fake), rtol=1e-4)
+    np.testing.assert_allclose(float(logs["g_loss"][0]), bce(1, projected_fake), rtol=1e-4)
+    # The labels matter: the same images judged without them would have given another loss.
+    unprojected = bce(1, real_logits[:, 0]) + bce(0, fake_logits[:, 0])
+    assert abs(float(logs["d_loss"][0]) - unprojected) > 1e-3

@@ -43,7 +43,7 @@ def test_run_directory_holds_every_artefact(trained_run_dir):
         assert grid.size == (8 * 30 + 2, 8 * 30 + 2)  # 8x8 images of 28 px with 2 px gaps
     gif = Image.open(trained_run_dir / "samples" / "progress.gif")
     assert gif.n_frames == 2
-    assert {"d_loss", "g_loss", "real_score", "fake_score", "info_loss"} <= _event_tags(trained_run_dir / "logs" / "train")
+    assert {"d_loss", "g_loss", "real_score", "fake_score"} <= _event_tags(trained_run_dir / "logs" / "train")
     assert "samples" in _event_tags(trained_run_dir / "logs" / "samples")
     generator = keras.saving.load_model(trained_run_dir / "generator.keras")
     images = generator(np.zeros((2, 32), np.float32), training=False).numpy()
