@@ -154,12 +154,14 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
         if self._request_cycle is not None and not self._request_cycle.response_complete:
             self._request_cycle.disconnected = True  # the app sees http.disconnect and stops waiting for the body
             self._request_cycle.message_event.set()
+        # Counted before the answer leaves: a client that has its 408 and then scrapes /metrics,
+        # perhaps from another worker process, must find it counted.
+        if self.metrics is not None:
+            self.metrics.refused(status)
         status, headers, body = error_response(status, message, close=True)
         head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])] + [name + b": " + value + b"\r\n" for name, value in headers]
         self.transport.write(b"".join(head) + b"\r\n" + body)
         self.transport.close()
-        if self.metrics is not None:
-            self.metrics.refused(status)
         if self.access_log:
             self.access_logger.info('%s - "-" %d %s', "%s:%d" % self.client if self.client else "-", status, message)
 
