@@ -30,10 +30,12 @@ def _check_at_least_one(values, names):
             raise ValueError(f"{name} must be at least 1, got {getattr(values, name)}")
 
 
-def _check_choices(values, choices):
-    for name, allowed in choices:
-        if getattr(values, name) not in allowed:
-            raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {getattr(values, name)!r}")
+def _check_choices(values):
+    """ValueError for any field whose value is not among the `choices` of its metadata (the CLI's too)."""
+    for config_field in dataclasses.fields(values):
+        allowed = config_field.metadata.get("choices")
+        if allowed is not None and getattr(values, config_field.name) not in allowed:
+            raise ValueError(f"{config_field.name} must be one of {', '.join(allowed)}; got {getattr(values, config_field.name)!r}")
 
 
 def _check_type(config_field, value, source):
@@ -98,7 +100,8 @@ class TrainConfig:
     # without, with 6 % of samples unsure against 15 %, for 1.05x the time per epoch.
     categorical_code: int = _option(
         10, "categories of an InfoGAN code read from the latent (the largest of its first K values), which the "
-        "discriminator learns to name from the image (0: none, the paper's DCGAN)"
+        "discriminator learns to name from the image, or, with labels projected, judges the image with "
+        "(0: none, the paper's DCGAN)"
     )
     # The real images' labels on the InfoGAN code, so category k draws label k and a caller can
     # ask for a digit. Measured interleaved with AC-GAN's classifier (docs/digits.md): score 9.76
@@ -167,10 +170,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0 <= self.learning_rate_decay <= 1:
             raise ValueError(f"learning_rate_decay must be in [0, 1] (a fraction of the run), got {self.learning_rate_decay}")
-        _check_choices(
-            self,
-            (("upsampling", UPSAMPLING_MODES), ("precision", PRECISIONS), ("label_conditioning", LABEL_CONDITIONINGS)),
-        )
+        _check_choices(self)
         if self.projects_labels and self.generator_code_weight != 1.0:
             raise ValueError(
                 f"generator_code_weight ({self.generator_code_weight}) weighs the categorical code's cross-entropy, "
@@ -252,4 +252,4 @@ class RunOptions:
         _check_at_least_one(self, ("epochs", "backup_every_steps", "eval_samples"))
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be 0 (never) or a number of epochs, got {self.eval_every}")
-        _check_choices(self, (("strategy", STRATEGIES),))
+        _check_choices(self)

@@ -155,7 +155,8 @@ def build_discriminator(config, fused_batch_norm=True):
     """images [batch, 28, 28, 1] in [-1, 1] -> one real-vs-fake logit [batch, 1].
 
     With a categorical code (config.categorical_code k > 0) it returns [logit [batch, 1],
-    code logits [batch, k]]: the second head recovers the generator's code from the image.
+    code logits [batch, k]]: the second head recovers the generator's code from the image or, with labels
+    projected (gan.py), gives the logit of each label that adds to the real-vs-fake logit.
     """
     filters = config.discriminator_filters
     slope = config.leaky_relu_slope

@@ -76,10 +76,7 @@ def test_generator_code_weight_changes_the_generators_step_only():
     batch = pack_labelled_batch(images, tf.constant(np.arange(16) % 10, tf.int64))
     models = {}
     for weight in (1.0, 0.0):
-        model = build_model(TrainConfig(
-            latent_dim=16, generator_filters=4, discriminator_filters=4, batch_size=16, generator_code_weight=weight,
-            learning_rate_decay=0.0, label_conditioning="classifier",
-        ))
+        model = _small_model(generator_code_weight=weight, label_conditioning="classifier")
         if models:  # both start from the same weights
             model.generator.set_weights(models[1.0].generator.get_weights())
             model.discriminator.set_weights(models[1.0].discriminator.get_weights())
