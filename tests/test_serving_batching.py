@@ -191,6 +191,13 @@ def scrape(server):
     return body.decode()
 
 
+def requests_read(metrics_text, signature):
+    """Requests of `signature` read by the server: in flight (any signature) or answered."""
+    in_flight = float(re.search(r"^keras_dcgan_serve_requests_in_flight (\S+)", metrics_text, re.MULTILINE)[1])
+    answered = re.search(rf'^keras_dcgan_serve_requests_total\{{signature="{signature}",status="200"\}} (\S+)', metrics_text, re.MULTILINE)
+    return in_flight + (float(answered[1]) if answered else 0.0)
+
+
 def merged_model_calls(metrics_text):
     """Model calls that took more than one request, from the histogram of requests per call."""
     total = float(re.search(r"keras_dcgan_serve_batch_requests_count (\S+)", metrics_text)[1])
@@ -277,16 +284,22 @@ def test_a_malformed_request_among_concurrent_good_ones_gets_its_400_and_the_goo
 @pytest.mark.slow
 def test_predictions_queued_at_sigterm_are_answered(exported_model, session):
     # One request per model call, each of 64 rows: the 10 requests queue on 2 model threads.
-    server = start_keras_dcgan_serve(exported_model.onnx_path, "--max-batch-rows", 64, "--drain-timeout", 20)
+    server = start_keras_dcgan_serve(
+        exported_model.onnx_path, "--max-batch-rows", 64, "--drain-timeout", 20, "--metrics"
+    )
     seeds = {client: list(range(1000 * client, 1000 * client + 64)) for client in range(10)}
     connections = {client: connect(server.url, timeout=30) for client in seeds}
     try:
         for client, connection in connections.items():
             connection.sendall(predict_request("generate_from_seeds", seeds[client], session.latent_dim))
-        streams = {client: connection.makefile("rb") for client, connection in connections.items()}
-        first = read_response(streams[0])  # once one answer is back, the others have been read and wait for the model
+        # SIGTERM once every request was read by a worker: one still in the listen backlog would
+        # be reset by the kernel, as by any server that stops accepting.
+        deadline = time.monotonic() + 30
+        while requests_read(scrape(server), "generate_from_seeds") < len(seeds):
+            assert time.monotonic() < deadline, "the server did not read every request within 30 s"
+            time.sleep(0.02)
         server.process.send_signal(signal.SIGTERM)
-        answers = {0: first} | {client: read_response(stream) for client, stream in streams.items() if client != 0}
+        answers = {client: read_response(connection.makefile("rb")) for client, connection in connections.items()}
         assert server.process.wait(30) == 0
     finally:
         for connection in connections.values():
