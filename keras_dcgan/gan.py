@@ -4,7 +4,11 @@ One step, from one forward pass (as the TensorFlow DCGAN tutorial does):
     fake = G(z);  real_logits = D(x);  fake_logits = D(fake)
     d_loss = BCE(1, real_logits) + BCE(0, fake_logits)
     g_loss = BCE(1, fake_logits)                 the non-saturating generator loss
-and each network takes an Adam step on its own loss. With an InfoGAN categorical code
+and each network takes an Adam step on its own loss. With `gan_loss="hinge"` (as SN-GAN and
+projection discriminators were trained) the two losses are instead
+    d_loss = mean(max(0, 1 - real_logits)) + mean(max(0, 1 + fake_logits))
+    g_loss = -mean(fake_logits)
+With an InfoGAN categorical code
 (categorical_code.py) the discriminator also returns logits of the code, and both networks
 add the code's cross-entropy on the fakes (InfoGAN's lower bound on the mutual information
 between code and image, weight 1 as in the paper for discrete codes) to their loss:
@@ -39,9 +43,16 @@ from keras_dcgan.categorical_code import code_indices
 from keras_dcgan.data import unpack_labelled_batch
 
 
+class NegativeMean(keras.losses.Loss):
+    """-mean(logits), the hinge loss's generator term; a Loss, so it is divided by the replica count as the others are."""
+
+    def call(self, y_true, y_pred):
+        return -tf.reduce_mean(y_pred, axis=-1)
+
+
 class DCGAN(keras.Model):
     def __init__(self, generator, discriminator, latent_dim, seed=0, categorical_code=0, code_labels=False,
-                 generator_code_weight=1.0, projection=False, **kwargs):
+                 generator_code_weight=1.0, projection=False, gan_loss="non-saturating", **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -51,7 +62,10 @@ class DCGAN(keras.Model):
         self.code_labels = bool(code_labels and categorical_code)
         self.generator_code_weight = generator_code_weight
         self.projection = bool(projection and self.code_labels)
+        self.hinge = gan_loss == "hinge"
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.hinge_fn = keras.losses.Hinge()
+        self.negative_mean_fn = NegativeMean()
         self.code_loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -109,8 +123,12 @@ class DCGAN(keras.Model):
                 real_logits += tf.gather(real_code_logits, labels[:, None], batch_dims=1)
                 fake_logits += tf.gather(code_logits, codes[:, None], batch_dims=1)
             real_labels = tf.ones_like(real_logits)
-            d_loss = self.loss_fn(real_labels, real_logits) + self.loss_fn(tf.zeros_like(fake_logits), fake_logits)
-            g_loss = self.loss_fn(real_labels, fake_logits)
+            if self.hinge:
+                d_loss = self.hinge_fn(real_labels, real_logits) + self.hinge_fn(-real_labels, fake_logits)
+                g_loss = self.negative_mean_fn(real_labels, fake_logits)
+            else:
+                d_loss = self.loss_fn(real_labels, real_logits) + self.loss_fn(tf.zeros_like(fake_logits), fake_logits)
+                g_loss = self.loss_fn(real_labels, fake_logits)
             info_loss = label_loss = tf.zeros_like(d_loss)
             if self.info_loss_tracker is not None:
                 info_loss = self.code_loss_fn(codes, code_logits)

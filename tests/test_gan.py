@@ -94,9 +94,23 @@ def test_generator_code_weight_changes_the_generators_step_only():
     assert largest_difference("discriminator") < 1e-6
 
 
-def test_the_projection_discriminator_judges_each_image_with_its_label():
-    """d_loss is BCE(1, logit(x) + code_logits(x)[label]) + BCE(0, logit(G(z)) + code_logits(G(z))[code]), no code loss."""
-    model = _small_model(precision="float32")  # projection is the default
+def _bce(target, logits):
+    return float(np.mean(np.logaddexp(0, logits) - target * logits))
+
+
+def _non_saturating_losses(real_logits, fake_logits):
+    return _bce(1, real_logits) + _bce(0, fake_logits), _bce(1, fake_logits)
+
+
+def _hinge_losses(real_logits, fake_logits):
+    hinge = float(np.mean(np.maximum(0, 1 - real_logits)) + np.mean(np.maximum(0, 1 + fake_logits)))
+    return hinge, -float(np.mean(fake_logits))
+
+
+@pytest.mark.parametrize("gan_loss, losses", [("non-saturating", _non_saturating_losses), ("hinge", _hinge_losses)])
+def test_the_projection_discriminator_judges_each_image_with_its_label(gan_loss, losses):
+    """Both losses of one step, from logit(x) + code_logits(x)[label] and logit(G(z)) + code_logits(G(z))[code]; no code loss."""
+    model = _small_model(precision="float32", gan_loss=gan_loss)  # projection is the default
     images = tf.constant(np.random.default_rng(2).uniform(-1, 1, (16, 28, 28, 1)).astype(np.float32))
     labels = np.arange(16) % 10
     latent = model.sample_latent(16)  # what the step will draw: its noise depends on the step only
@@ -106,17 +120,15 @@ def test_the_projection_discriminator_judges_each_image_with_its_label():
     fakes = model.generator(latent, training=True)
     fake_logits, fake_code_logits = (output.numpy() for output in model.discriminator(fakes, training=True))
 
-    def bce(target, logits):
-        return float(np.mean(np.logaddexp(0, logits) - target * logits))
-
     rows = np.arange(16)
     projected_real = real_logits[:, 0] + real_code_logits[rows, labels]
     projected_fake = fake_logits[:, 0] + fake_code_logits[rows, codes]
     logs = model.train_step(pack_labelled_batch(images, tf.constant(labels, tf.int64)))
 
     assert set(logs) == {"d_loss", "g_loss", "real_score", "fake_score"}
-    np.testing.assert_allclose(float(logs["d_loss"][0]), bce(1, projected_real) + bce(0, projected_fake), rtol=1e-4)
-    np.testing.assert_allclose(float(logs["g_loss"][0]), bce(1, projected_fake), rtol=1e-4)
+    d_loss, g_loss = losses(projected_real, projected_fake)
+    np.testing.assert_allclose(float(logs["d_loss"][0]), d_loss, rtol=1e-4)
+    np.testing.assert_allclose(float(logs["g_loss"][0]), g_loss, rtol=1e-4, atol=1e-6)
     # The labels matter: the same images judged without them would have given another loss.
-    unprojected = bce(1, real_logits[:, 0]) + bce(0, fake_logits[:, 0])
-    assert abs(float(logs["d_loss"][0]) - unprojected) > 1e-3
+    unprojected_d_loss, _ = losses(real_logits[:, 0], fake_logits[:, 0])
+    assert abs(float(logs["d_loss"][0]) - unprojected_d_loss) > 1e-3
