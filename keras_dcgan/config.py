@@ -123,9 +123,8 @@ class TrainConfig:
         "loss) or classifier (AC-GAN: the code head names the real images' labels and the fakes' categories)",
         choices=LABEL_CONDITIONINGS,
     )
-    # The hinge loss, with which projection discriminators were introduced, ended a 10-epoch run
-    # of the other defaults at FCD 1.63 against 1.74 (one seed; docs/digits.md); it becomes the
-    # default once a second seed agrees.
+    # The hinge loss, with which projection discriminators were introduced, ended 10-epoch runs
+    # of the other defaults at FCD 1.63 and 1.57 (seeds 0 and 1) against 1.74 (docs/digits.md).
     gan_loss: str = _option(
         "non-saturating", "the adversarial loss: non-saturating (the paper's cross-entropy) or hinge "
         "(as projection discriminators were trained)", choices=GAN_LOSSES,
