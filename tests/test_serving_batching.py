@@ -20,7 +20,7 @@ import pytest
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.serving.batching import ModelBatcher
 from keras_dcgan.serving.session import GeneratorSession
-from test_serving_http import PREDICT, connect, read_response, request_bytes
+from test_serving_http import PREDICT, answered_count, connect, read_response, request_bytes
 from test_serving_support import decode_png, start_keras_dcgan_serve
 
 # onnxruntime may round a row differently inside a larger batch on some CPUs; rows of different
@@ -193,9 +193,8 @@ def scrape(server):
 
 def requests_read(metrics_text, signature):
     """Requests of `signature` read by the server: in flight (any signature) or answered."""
-    in_flight = float(re.search(r"^keras_dcgan_serve_requests_in_flight (\S+)", metrics_text, re.MULTILINE)[1])
-    answered = re.search(rf'^keras_dcgan_serve_requests_total\{{signature="{signature}",status="200"\}} (\S+)', metrics_text, re.MULTILINE)
-    return in_flight + (float(answered[1]) if answered else 0.0)
+    in_flight = float(re.search(r"^keras_dcgan_serve_requests_in_flight (\S+)", metrics_text, re.M)[1])
+    return in_flight + answered_count(metrics_text, signature, 200)
 
 
 def merged_model_calls(metrics_text):

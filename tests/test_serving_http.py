@@ -220,6 +220,12 @@ def test_client_disconnects_print_no_traceback_and_each_request_logs_one_line(se
     assert len(re.findall(r'"GET /v1/models/dcgan/metadata HTTP/1.1" 200', log)) == 3
 
 
+def answered_count(metrics_text, signature, status):
+    """Requests of `signature` answered with `status`, from a /metrics scrape (0 before the first)."""
+    match = re.search(rf'^keras_dcgan_serve_requests_total\{{signature="{signature}",status="{status}"\}} (\S+)', metrics_text, re.M)
+    return float(match[1]) if match else 0.0
+
+
 @pytest.mark.slow
 def test_prometheus_metrics_count_requests_by_signature_and_status(server):
     def scrape():
@@ -227,17 +233,13 @@ def test_prometheus_metrics_count_requests_by_signature_and_status(server):
         assert status == 200 and headers["content-type"].startswith("text/plain")
         return body.decode()
 
-    def count(text, signature, status):
-        match = re.search(rf'keras_dcgan_serve_requests_total\{{signature="{signature}",status="{status}"\}} (\S+)', text)
-        return float(match[1]) if match else 0.0
-
     before = scrape()
     for _ in range(3):
         assert exchange(server.url, request_bytes("POST", PREDICT, predict_body()))[0] == 200
     assert exchange(server.url, request_bytes("POST", PREDICT, b'{"instances": [[0.5]]}'))[0] == 400
     after = scrape()
-    assert count(after, "serving_default", 200) - count(before, "serving_default", 200) == 3
-    assert count(after, "serving_default", 400) - count(before, "serving_default", 400) == 1
+    assert answered_count(after, "serving_default", 200) - answered_count(before, "serving_default", 200) == 3
+    assert answered_count(after, "serving_default", 400) - answered_count(before, "serving_default", 400) == 1
     assert 'keras_dcgan_serve_request_seconds_bucket{le="+Inf",signature="serving_default"}' in after
     assert "keras_dcgan_serve_requests_in_flight 0.0" in after
     assert 'keras_dcgan_serve_model_version{model="dcgan"} 1.0' in after
