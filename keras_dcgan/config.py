@@ -18,7 +18,7 @@ STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
 UPSAMPLING_MODES = ("transpose", "resize-conv")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 LABEL_CONDITIONINGS = ("classifier", "projection")
-GAN_LOSSES = ("non-saturating", "hinge")
+GAN_LOSSES = ("hinge", "non-saturating")
 
 
 def _option(default, help, **kwargs):
@@ -124,10 +124,11 @@ class TrainConfig:
         choices=LABEL_CONDITIONINGS,
     )
     # The hinge loss, with which projection discriminators were introduced, ended 10-epoch runs
-    # of the other defaults at FCD 1.63 and 1.57 (seeds 0 and 1) against 1.74 (docs/digits.md).
+    # of the other defaults at FCD 1.63 and 1.57 (seeds 0 and 1) where the paper's cross-entropy
+    # ended at 1.74 (docs/digits.md).
     gan_loss: str = _option(
-        "non-saturating", "the adversarial loss: non-saturating (the paper's cross-entropy) or hinge "
-        "(as projection discriminators were trained)", choices=GAN_LOSSES,
+        "hinge", "the adversarial loss: hinge (as projection discriminators were trained) or non-saturating "
+        "(the paper's cross-entropy)", choices=GAN_LOSSES,
     )
     generator_code_weight: float = _option(
         1.0, "weight of the categorical code's cross-entropy in the generator's loss (InfoGAN's lambda; the "

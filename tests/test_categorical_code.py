@@ -62,7 +62,7 @@ def test_training_teaches_the_discriminator_to_name_the_code():
     model = build_model(config)
     images = np.random.default_rng(0).uniform(-1, 1, (32, 28, 28, 1)).astype(np.float32)
     dataset = tf.data.Dataset.from_tensors(images).repeat()
-    history = model.fit(dataset, steps_per_epoch=30, epochs=4, verbose=0, shuffle=False)
+    history = model.fit(dataset, steps_per_epoch=30, epochs=6, verbose=0, shuffle=False)
     losses = history.history["info_loss"]
     assert abs(losses[0] - np.log(4)) < 0.15
-    assert losses[-1] < 0.5 * np.log(4)  # measured: 1.36, 1.18, 0.63, 0.24
+    assert losses[-1] < 0.5 * np.log(4)  # measured: 1.37, 1.31, 1.16, 0.88, 0.54, 0.31

@@ -30,7 +30,7 @@ def test_categorical_code_must_fit_in_the_latent(categories):
         (dict(learning_rate_decay=1.5), r"learning_rate_decay must be in \[0, 1\] \(a fraction of the run\), got 1.5"),
         (dict(learning_rate_decay=-0.1), r"learning_rate_decay must be in \[0, 1\]"),
         (dict(label_conditioning="sideways"), "label_conditioning must be one of classifier, projection; got 'sideways'"),
-        (dict(gan_loss="wasserstein"), "gan_loss must be one of non-saturating, hinge; got 'wasserstein'"),
+        (dict(gan_loss="wasserstein"), "gan_loss must be one of hinge, non-saturating; got 'wasserstein'"),
         (dict(generator_code_weight=0.3), "generator_code_weight \\(0.3\\) weighs .* use --label-conditioning classifier"),
     ],
 )

@@ -35,17 +35,19 @@ def test_one_train_step_changes_both_networks_and_nothing_else():
 
     after = _values(network_variables + training_state)
     changed = {path for path in before if not np.array_equal(before[path], after[path])}
-    # Every trainable weight of both networks moved, and BatchNorm's moving statistics too.
-    for variable in model.generator.trainable_variables + model.discriminator.trainable_variables:
-        assert variable.path in changed, f"{variable.path} did not change"
+    # Every trainable weight of both networks moved, and BatchNorm's moving statistics too, but
+    # the real-vs-fake logit's bias: while every logit lies inside the hinge's margin (|logit| < 1,
+    # as at initialisation) its gradient is -1 per real image and +1 per fake, which cancel.
+    trainable = model.generator.trainable_variables + model.discriminator.trainable_variables
+    assert {variable.path for variable in trainable} - changed == {"logit/bias"}
     assert any("moving_mean" in path and path.startswith("generator") for path in changed)
     # Nothing outside the networks, their optimisers and the loss trackers is a variable of the model.
     assert {variable.path for variable in model.variables} <= set(before)
     assert int(model.generator_optimizer.iterations.numpy()) == 1
     assert int(model.discriminator_optimizer.iterations.numpy()) == 1
-    # At initialisation D is undecided: d_loss near 2 ln 2, g_loss near ln 2.
-    assert abs(float(logs["d_loss"][0]) - 2 * np.log(2)) < 0.3
-    assert abs(float(logs["g_loss"][0]) - np.log(2)) < 0.3
+    # At initialisation D is undecided, its logits near 0: the hinge d_loss is near 2, g_loss near 0.
+    assert abs(float(logs["d_loss"][0]) - 2.0) < 0.3
+    assert abs(float(logs["g_loss"][0])) < 0.3
 
 
 def test_noise_is_fresh_every_step_but_reproducible():
@@ -111,6 +113,10 @@ def _hinge_losses(real_logits, fake_logits):
 def test_the_projection_discriminator_judges_each_image_with_its_label(gan_loss, losses):
     """Both losses of one step, from logit(x) + code_logits(x)[label] and logit(G(z)) + code_logits(G(z))[code]; no code loss."""
     model = _small_model(precision="float32", gan_loss=gan_loss)  # projection is the default
+    # Code logits of order 1 instead of the initial ~0.01, so that the projection moves the loss
+    # far more than the tolerance of the check below.
+    code_kernel = model.discriminator.get_layer("code_logits").kernel
+    code_kernel.assign(code_kernel * 100)
     images = tf.constant(np.random.default_rng(2).uniform(-1, 1, (16, 28, 28, 1)).astype(np.float32))
     labels = np.arange(16) % 10
     latent = model.sample_latent(16)  # what the step will draw: its noise depends on the step only
@@ -131,4 +137,4 @@ def test_the_projection_discriminator_judges_each_image_with_its_label(gan_loss,
     np.testing.assert_allclose(float(logs["g_loss"][0]), g_loss, rtol=1e-4, atol=1e-6)
     # The labels matter: the same images judged without them would have given another loss.
     unprojected_d_loss, _ = losses(real_logits[:, 0], fake_logits[:, 0])
-    assert abs(float(logs["d_loss"][0]) - unprojected_d_loss) > 1e-3
+    assert abs(float(logs["d_loss"][0]) - unprojected_d_loss) > 0.5
