@@ -60,8 +60,9 @@ class TrainConfig:
     # generator learning faster than the discriminator: with the paper's settings the
     # discriminator wins early, and these reach a given FCD in far less training time. 8x was
     # best for the unsupervised code; with the labels (code_labels) 4x gives 10-30 % lower FCD
-    # from epoch 3 on, in both seeds measured; with the labels projected, 4e-4 and 1e-4 end a
-    # 10-epoch run at lower FCD than 2e-4 for both or 4e-4 for both (docs/digits.md).
+    # from epoch 3 on, in both seeds measured; with the labels projected (and the cross-entropy
+    # loss), 4e-4 and 1e-4 end a 10-epoch run at lower FCD than 2e-4 for both or 4e-4 for both
+    # (docs/digits.md). Not re-measured under the hinge loss.
     batch_size: int = _option(64, "global batch size, split evenly over the replicas")
     generator_lr: float = _option(4e-4, "Adam learning rate of the generator")
     discriminator_lr: float = _option(1e-4, "Adam learning rate of the discriminator")
