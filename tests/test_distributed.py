@@ -26,7 +26,11 @@ from keras_dcgan import launcher, strategy
 STEP_TIMEOUT_SECONDS = 240
 # Losses of two runs that differ only in how the global batch is spread over replicas agree
 # to ~1 % here; a logged loss divided or multiplied by the replica count is off by 50-100 %.
+# The hinge g_loss, -mean(D(G(z))), may end an epoch near 0 on another machine, where a relative
+# tolerance alone would fail on noise; the small runs log |g_loss| 0.5-0.8 and d_loss about 2, so
+# a mis-scaled loss still misses by 0.25 or more.
 LOSS_SCALE_TOLERANCE = 0.15
+LOSS_SCALE_ABSOLUTE_TOLERANCE = 0.05
 WEIGHTS_LINE = re.compile(r"^\[worker (\d)\] Weights sha256: generator (\w+), discriminator (\w+) \(step (\d+)\)$", re.M)
 
 
@@ -45,7 +49,10 @@ def tensorboard_scalars(run_dir):
 def assert_same_loss_scale(losses, reference, what):
     for name in ("d_loss", "g_loss"):
         assert len(losses[name]) == len(reference[name]) == 2, (name, losses, reference)
-        np.testing.assert_allclose(losses[name], reference[name], rtol=LOSS_SCALE_TOLERANCE, err_msg=f"{name}: {what}")
+        np.testing.assert_allclose(
+            losses[name], reference[name], rtol=LOSS_SCALE_TOLERANCE, atol=LOSS_SCALE_ABSOLUTE_TOLERANCE,
+            err_msg=f"{name}: {what}",
+        )
 
 
 # ---------------------------------------------------------------- launcher and TF_CONFIG (fast)
