@@ -26,6 +26,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass
 
 import httptools
@@ -38,6 +39,13 @@ from keras_dcgan.serving.metrics import METRICS_PATH
 from keras_dcgan.serving.rest_api import PendingPrediction
 
 LOGGER_NAME = "uvicorn"
+ACCESS_LOGGER_NAME = "keras_dcgan.serve.access"
+# The access log's line is this project's, not uvicorn's: operators parse access logs, and uvicorn's
+# own wording has changed between releases. Client, method and path as sent, status, milliseconds
+# from the request's arrival to its answer being handed to the connection.
+ACCESS_LINE = '%s "%s %s" %d %.1f ms'
+REFUSAL_LINE = '%s "-" %d %s'  # a request the HTTP layer refused before it had a method and path
+access_logger = logging.getLogger(ACCESS_LOGGER_NAME)
 
 
 @dataclass(frozen=True)
@@ -162,8 +170,7 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
         head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])] + [name + b": " + value + b"\r\n" for name, value in headers]
         self.transport.write(b"".join(head) + b"\r\n" + body)
         self.transport.close()
-        if self.access_log:
-            self.access_logger.info('%s - "-" %d %s', "%s:%d" % self.client if self.client else "-", status, message)
+        access_logger.info(REFUSAL_LINE, "%s:%d" % self.client if self.client else "-", status, message)
 
 
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout"}
@@ -186,22 +193,28 @@ class RestApp:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return  # lifespan is off and websockets are not configured
+        started = time.perf_counter()
+        status = await self._respond(scope, receive, send)
+        if status is not None and access_logger.isEnabledFor(logging.INFO):
+            client = "%s:%d" % tuple(scope["client"]) if scope.get("client") else "-"
+            path = scope["raw_path"].decode("latin-1") + (f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else "")
+            access_logger.info(ACCESS_LINE, client, scope["method"], path, status, 1000 * (time.perf_counter() - started))
+
+    async def _respond(self, scope, receive, send):
+        """Answer one request; its status, or None when the client left before it could be answered."""
         if self.metrics is not None and scope["path"] == METRICS_PATH:
-            await self._send(send, *self.metrics.scrape(scope["method"]))
-            return
+            return await self._send(send, *self.metrics.scrape(scope["method"]))
         body, refusal = await self._read_body(scope, receive)
         if refusal is not None:
             if self.metrics is not None:
                 self.metrics.refused(refusal[0])
-            await self._send(send, *refusal)
-            return
+            return await self._send(send, *refusal)
         if body is None:
-            return  # the client went away (or the request deadline passed): nobody to answer
+            return None  # the client went away (or the request deadline passed): nobody to answer
         if self.metrics is None:
-            await self._send(send, *await self._answer(scope, body))
-        else:
-            with self.metrics.in_flight.track_inprogress():
-                await self._send(send, *await self._answer(scope, body))
+            return await self._send(send, *await self._answer(scope, body))
+        with self.metrics.in_flight.track_inprogress():
+            return await self._send(send, *await self._answer(scope, body))
 
     async def _answer(self, scope, body):
         # The path as sent: PredictionApi URL-decodes the model name itself, exactly once.
@@ -242,6 +255,7 @@ class RestApp:
     async def _send(send, status, headers, body):
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        return status
 
 
 class PredictionServer(uvicorn.Server):
@@ -268,15 +282,16 @@ class PredictionServer(uvicorn.Server):
 
 
 def configure_logging(access_log):
-    """uvicorn's loggers on stderr, one line each; the access log (a line per request) only when asked."""
+    """uvicorn's loggers and the access log on stderr, one line each; the access log (a line per request) only when asked."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("keras-dcgan serve: %(message)s"))
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.handlers[:] = [handler]
-    logger.propagate = False
+    for name in (LOGGER_NAME, ACCESS_LOGGER_NAME):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
-    access = logging.getLogger("uvicorn.access")
-    access.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
+    logging.getLogger("uvicorn.access").setLevel(logging.CRITICAL + 1)  # uvicorn's own access log: replaced by ACCESS_LINE
+    access_logger.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
 
 
 @dataclass(frozen=True)
@@ -314,7 +329,7 @@ def build_app(settings, session=None, worker=False):
     return RestApp(api, settings.limits, settings.batching, threads=0 if worker else None)
 
 
-def uvicorn_config(app, limits, access_log, **options):
+def uvicorn_config(app, limits, **options):
     """uvicorn's configuration of a server process: our protocol, our limits, no lifespan, no proxy."""
     return uvicorn.Config(
         app,
@@ -322,7 +337,7 @@ def uvicorn_config(app, limits, access_log, **options):
         ws="none",
         lifespan="off",
         log_config=None,
-        access_log=access_log,
+        access_log=False,  # RestApp writes the access log itself (ACCESS_LINE)
         server_header=False,
         proxy_headers=False,  # no proxy in front by default: log the peer's own address, skip a middleware per request
         timeout_keep_alive=limits.idle_timeout_seconds,
@@ -338,7 +353,7 @@ def serve(app, sock, on_ready=None, access_log=False):
     Returns True if every request finished within the drain timeout.
     """
     configure_logging(access_log)
-    server = PredictionServer(uvicorn_config(app, app.limits, access_log))
+    server = PredictionServer(uvicorn_config(app, app.limits))
     if on_ready is not None:
         on_ready(url_of(sock))
     try:

@@ -80,7 +80,7 @@ def serve_workers(settings, workers, sock, on_ready, access_log=False):
         if settings.metrics:
             os.environ[SHARED_FOLDER_VARIABLE] = metrics_folder  # inherited by the workers, read as they import prometheus_client
         config = uvicorn_config(
-            functools.partial(worker_app, settings, access_log), settings.limits, access_log, factory=True, workers=workers,
+            functools.partial(worker_app, settings, access_log), settings.limits, factory=True, workers=workers,
             timeout_worker_healthcheck=WORKER_START_TIMEOUT_SECONDS,
         )
         supervisor = WorkerSupervisor(config, [sock], lambda: on_ready(url_of(sock)))
