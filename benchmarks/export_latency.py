@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import onnxruntime  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from keras_dcgan.contract import DEFAULT_SIGNATURE, MANIFEST_NAME  # noqa: E402
 from keras_dcgan.latents import latents_from_seeds  # noqa: E402
 from keras_dcgan.serving.onnx_session import open_session  # noqa: E402
 
@@ -53,12 +54,12 @@ def main():
     parser.add_argument("--calls", type=int, default=50)
     args = parser.parse_args()
 
-    with open(os.path.join(args.version_dir, "manifest.json")) as file:
+    with open(os.path.join(args.version_dir, MANIFEST_NAME)) as file:
         manifest = json.load(file)
     runners = {"onnxruntime float32": onnx_runner(os.path.join(args.version_dir, manifest["onnx"]["file"]), manifest)}
     for variant, described in manifest.get("onnx_variants", {}).items():
         runners[f"onnxruntime {variant}"] = onnx_runner(os.path.join(args.version_dir, described["file"]), manifest)
-    serving_default = tf.saved_model.load(args.version_dir).signatures["serving_default"]
+    serving_default = tf.saved_model.load(args.version_dir).signatures[DEFAULT_SIGNATURE]
     runners["SavedModel"] = lambda latents: serving_default(latent=tf.constant(latents))["images"].numpy()
 
     print(f"{args.version_dir}: latent_dim {manifest['latent_dim']}, "

@@ -118,7 +118,7 @@ class ProjectVariant:
         self.batch_size = self.config.batch_size
         self.model.make_train_function()
         self.train_function = self.model.train_function
-        labels = labels if self.config.code_labels and self.config.categorical_code else None
+        labels = labels if self.config.digit_categories else None
         self.iterator = iter(training_dataset(images, self.batch_size, self.config.seed, labels=labels))
         self.flops = train_flops_per_image(self.model.generator, self.model.discriminator)
 

@@ -82,8 +82,7 @@ class Project:
         return {"ema": sample(averaged), "raw": sample(inference_generator(config, model.generator))}
 
     def takes_digits(self):
-        config = self.variant.config
-        return config.code_labels and config.categorical_code
+        return self.variant.config.digit_categories > 0
 
 
 def main(argv=None):

@@ -1,21 +1,18 @@
 """The manifest's `digits` entry: what the digit input of an export means, and how well it was drawn at export.
 
-Only a generator whose categorical code learnt the training labels (`code_labels`) takes digits.
+Only a generator whose categorical code learnt the training labels takes digits (the contract's rule,
+`keras_dcgan.contract.digit_categories`).
 The accuracy is measured here, on the exported float32 generator, with the evaluation
 classifier of the run's dataset (keras_dcgan/evaluation/asked_digits.py); where that
 dataset cannot be loaded, the entry says why instead of a figure.
 """
 
+from keras_dcgan.contract import DIGITS_SIGNATURE
 from keras_dcgan.data import DataError
 from keras_dcgan.evaluation.asked_digits import measure_asked_digits
 
 # The CLI's `export --digit-samples` default: the modules that need TensorFlow load where they are used.
 DEFAULT_DIGIT_SAMPLES = 10_000
-
-
-def digit_categories(config):
-    """How many digits the run's generator takes (0: it takes none)."""
-    return config.categorical_code if config.code_labels else 0
 
 
 def describe_digits(source, data_dir=None, cache_dir=None, samples=DEFAULT_DIGIT_SAMPLES, log=print):
@@ -25,9 +22,7 @@ def describe_digits(source, data_dir=None, cache_dir=None, samples=DEFAULT_DIGIT
     evaluation classifier is cached: both are where-to-run options, not part of the run's config.
     `samples` seeded latents are scored (seeds 0 to samples - 1).
     """
-    from keras_dcgan.export.saved_model import DIGITS_SIGNATURE
-
-    categories = digit_categories(source.config)
+    categories = source.config.digit_categories
     if not categories:
         return None
     dataset = f"IDX folder {data_dir}" if data_dir else f"TFDS dataset {source.config.dataset}"

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import onnx
 
-from keras_dcgan.export.onnx_export import INPUT_NAME, OUTPUT_NAME
+from keras_dcgan.contract import MODEL_INPUT, MODEL_OUTPUT
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.serving.onnx_session import open_session
 
@@ -86,7 +86,7 @@ def write_edge_variants(folder, float32_file, latent_dim, sample_count=64):
 
 
 def _run(path, latents):
-    return open_session(path).run([OUTPUT_NAME], {INPUT_NAME: latents})[0]
+    return open_session(path).run([MODEL_OUTPUT.name], {MODEL_INPUT.name: latents})[0]
 
 
 @contextlib.contextmanager

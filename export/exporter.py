@@ -15,14 +15,15 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from keras_dcgan.contract import MANIFEST_NAME, MODEL_INPUT, MODEL_OUTPUT, ONNX_FILE
 from keras_dcgan.data import IMAGE_SHAPE
 from keras_dcgan.export import version_folder
-from keras_dcgan.export.digit_input import DEFAULT_DIGIT_SAMPLES, describe_digits, digit_categories
+from keras_dcgan.export.digit_input import DEFAULT_DIGIT_SAMPLES, describe_digits
 from keras_dcgan.export.edge_variants import write_edge_variants
 from keras_dcgan.export.errors import ExportError
 from keras_dcgan.export.generator_source import load_generator_source, recorded_quality
-from keras_dcgan.export.manifest import MANIFEST_FILE, build_manifest, write_manifest
-from keras_dcgan.export.onnx_export import INPUT_NAME, ONNX_FILE, OUTPUT_NAME, export_onnx
+from keras_dcgan.export.manifest import build_manifest, write_manifest
+from keras_dcgan.export.onnx_export import export_onnx
 from keras_dcgan.export.parity import measure_parity
 from keras_dcgan.export.saved_model import describe_signatures, save_saved_model
 
@@ -58,7 +59,7 @@ def export_generator(
     base_path = os.path.join(os.path.abspath(export_root), name)
     version = version_folder.choose_version(base_path, version)  # refuse an existing version before slow work
     source = load_generator_source(run_dir, epoch)  # before any folder is made: a bad run dir leaves nothing
-    categories = digit_categories(source.config)
+    categories = source.config.digit_categories
     if digit_samples < categories:  # every digit is asked for at least once
         raise ExportError(f"digit_samples must be at least the {categories} digits the generator takes, got {digit_samples}")
 
@@ -75,7 +76,7 @@ def export_generator(
             version=version,
             latent_dim=source.latent_dim,
             image_shape=IMAGE_SHAPE,
-            onnx={"file": ONNX_FILE, "opset": opset, "input": INPUT_NAME, "output": OUTPUT_NAME},
+            onnx={"file": ONNX_FILE, "opset": opset, "input": MODEL_INPUT.name, "output": MODEL_OUTPUT.name},
             signatures=describe_signatures(saved_model),
             folder=staging,
             source={
@@ -97,6 +98,6 @@ def export_generator(
         version_dir=version_dir,
         version=version,
         onnx_path=os.path.join(version_dir, ONNX_FILE),
-        manifest_path=os.path.join(version_dir, MANIFEST_FILE),
+        manifest_path=os.path.join(version_dir, MANIFEST_NAME),
         manifest=manifest,
     )

@@ -1,9 +1,9 @@
 """manifest.json: what a version folder holds, for the serving side to check before it loads anything.
 
-`quality` holds the sample-quality scores `fit --eval-every` recorded for the exported epoch
-(null when none were). Serving relies on: latent_dim, image_shape, value_range, onnx.{file, input, output},
-signatures, and files[path].sha256 (every file of the folder except manifest.json itself); `digits`
-(export/digit_input.py) only for a generator that takes digits.
+Its schema is the export contract's (`keras_dcgan.contract.MANIFEST_SCHEMA`), checked here before
+the file is written. `quality` holds the sample-quality scores `fit --eval-every` recorded for the
+exported epoch (null when none were); `files` every file of the folder except manifest.json
+itself; `digits` (export/digit_input.py) is there only for a generator that takes digits.
 """
 
 import datetime
@@ -11,8 +11,7 @@ import hashlib
 import json
 import os
 
-FORMAT_VERSION = 1
-MANIFEST_FILE = "manifest.json"
+from keras_dcgan.contract import MANIFEST_FORMAT_VERSION, MANIFEST_NAME, VALUE_RANGE, check_manifest
 
 
 def file_digests(folder):
@@ -22,7 +21,7 @@ def file_digests(folder):
         for name in names:
             path = os.path.join(directory, name)
             relative = os.path.relpath(path, folder).replace(os.sep, "/")
-            if relative == MANIFEST_FILE:
+            if relative == MANIFEST_NAME:
                 continue
             digests[relative] = {"sha256": sha256_of(path), "bytes": os.path.getsize(path)}
     return dict(sorted(digests.items()))
@@ -38,12 +37,12 @@ def sha256_of(path):
 
 def build_manifest(*, model_name, version, latent_dim, image_shape, onnx, signatures, folder, source, parity, quality, variants=None, digits=None):
     manifest = {
-        "format_version": FORMAT_VERSION,
+        "format_version": MANIFEST_FORMAT_VERSION,
         "model_name": model_name,
         "version": version,
         "latent_dim": latent_dim,
         "image_shape": list(image_shape),
-        "value_range": [0.0, 1.0],
+        "value_range": list(VALUE_RANGE),
         "onnx": onnx,
         "signatures": signatures,
         "files": file_digests(folder),
@@ -60,7 +59,9 @@ def build_manifest(*, model_name, version, latent_dim, image_shape, onnx, signat
 
 
 def write_manifest(folder, manifest):
-    path = os.path.join(folder, MANIFEST_FILE)
+    """Write `manifest` into `folder`, after checking it against the contract every reader checks it against."""
+    path = os.path.join(folder, MANIFEST_NAME)
+    check_manifest(manifest, path)
     with open(path, "w") as file:
         json.dump(manifest, file, indent=2)
         file.write("\n")

@@ -9,11 +9,9 @@ import onnx
 import tensorflow as tf
 import tf2onnx
 
+from keras_dcgan.contract import MODEL_INPUT, MODEL_OUTPUT
 from keras_dcgan.image_range import to_unit_range
 
-ONNX_FILE = "generator.onnx"
-INPUT_NAME = "latent"
-OUTPUT_NAME = "images"
 BATCH_AXIS = "batch"
 MAX_OPSET = 18
 
@@ -25,7 +23,7 @@ def highest_opset():
 def export_onnx(generator, latent_dim, path):
     """Write the ONNX file, checked with onnx.checker; returns the opset used."""
     opset = highest_opset()
-    signature = [tf.TensorSpec([None, latent_dim], tf.float32, name=INPUT_NAME)]
+    signature = [tf.TensorSpec([None, latent_dim], tf.float32, name=MODEL_INPUT.name)]
 
     @tf.function(input_signature=signature)
     def images(latent):
@@ -41,11 +39,11 @@ def export_onnx(generator, latent_dim, path):
 def _name_interface(model):
     """tf2onnx names the output after a TensorFlow tensor ("Identity:0") and the batch axes "unk__N": use the contract's names."""
     graph = model.graph
-    if len(graph.output) != 1 or [value.name for value in graph.input] != [INPUT_NAME]:
+    if len(graph.output) != 1 or [value.name for value in graph.input] != [MODEL_INPUT.name]:
         raise RuntimeError(f"tf2onnx made inputs {[v.name for v in graph.input]}, outputs {[v.name for v in graph.output]}")
     old_output = graph.output[0].name
     for node in graph.node:
-        node.output[:] = [OUTPUT_NAME if name == old_output else name for name in node.output]
-    graph.output[0].name = OUTPUT_NAME
+        node.output[:] = [MODEL_OUTPUT.name if name == old_output else name for name in node.output]
+    graph.output[0].name = MODEL_OUTPUT.name
     for value in (graph.input[0], graph.output[0]):
         value.type.tensor_type.shape.dim[0].dim_param = BATCH_AXIS

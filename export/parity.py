@@ -10,10 +10,9 @@ asked for digit seed % categories (latents moved by `keras_dcgan.digits`).
 import numpy as np
 import tensorflow as tf
 
-from keras_dcgan.export.errors import ParityError
-from keras_dcgan.export.onnx_export import INPUT_NAME, OUTPUT_NAME
+from keras_dcgan.contract import DEFAULT_SIGNATURE, DIGITS, DIGITS_SIGNATURE, IMAGES, LATENT, SEEDS, SEEDS_SIGNATURE
 from keras_dcgan.digits import cycled_digits, latents_for_digits
-from keras_dcgan.export.saved_model import DEFAULT_SIGNATURE, DIGITS_SIGNATURE, SEEDS_SIGNATURE
+from keras_dcgan.export.errors import ParityError
 from keras_dcgan.image_range import to_unit_range
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.serving.onnx_session import open_session
@@ -39,16 +38,17 @@ def measure_parity(generator, latent_dim, saved_model, onnx_path, tolerance=TOLE
     differences = {}
     for batch in BATCH_SIZES:
         expected = reference[:batch]
-        from_saved_model = saved_model.signatures[DEFAULT_SIGNATURE](latent=tf.constant(latents[:batch]))["images"]
-        from_seeds = saved_model.signatures[SEEDS_SIGNATURE](seeds=tf.constant(seeds[:batch]))["images"]
-        from_onnx = session.run([OUTPUT_NAME], {INPUT_NAME: latents[:batch]})[0]
+        from_saved_model = saved_model.signatures[DEFAULT_SIGNATURE](**{LATENT.name: tf.constant(latents[:batch])})[IMAGES.name]
+        from_seeds = saved_model.signatures[SEEDS_SIGNATURE](**{SEEDS.name: tf.constant(seeds[:batch])})[IMAGES.name]
+        from_onnx = session.run([IMAGES.name], {LATENT.name: latents[:batch]})[0]
         differences[f"saved_model_batch_{batch}"] = _max_abs(from_saved_model.numpy(), expected)
         differences[f"saved_model_seeds_batch_{batch}"] = _max_abs(from_seeds.numpy(), expected)
         differences[f"onnx_batch_{batch}"] = _max_abs(from_onnx, expected)
     if digit_categories:
         digits = cycled_digits(len(seeds), digit_categories)
         expected = keras_images(generator, latents_for_digits(latents, digits, digit_categories))
-        from_digits = saved_model.signatures[DIGITS_SIGNATURE](seeds=tf.constant(seeds), digits=tf.constant(digits))["images"]
+        inputs = {SEEDS.name: tf.constant(seeds), DIGITS.name: tf.constant(digits)}
+        from_digits = saved_model.signatures[DIGITS_SIGNATURE](**inputs)[IMAGES.name]
         differences["saved_model_digits"] = _max_abs(from_digits.numpy(), expected)
     too_far = {name: value for name, value in differences.items() if not value <= tolerance}
     if too_far:

@@ -14,13 +14,8 @@ TensorFlow ops and variables: it loads without Keras (plain TensorFlow, as TF Se
 import tensorflow as tf
 
 from keras_dcgan import image_range
+from keras_dcgan.contract import DEFAULT_SIGNATURE, DIGITS, DIGITS_SIGNATURE, IMAGES, LATENT, PNG_BYTES, PNG_SIGNATURE, SEEDS, SEEDS_SIGNATURE
 from keras_dcgan.export import seed_latents
-
-DEFAULT_SIGNATURE = "serving_default"
-PNG_SIGNATURE = "generate_png"
-SEEDS_SIGNATURE = "generate_from_seeds"
-DIGITS_SIGNATURE = "generate_digits"
-SAVED_MODEL_FILE = "saved_model.pb"
 
 
 class GeneratorModule(tf.Module):
@@ -31,13 +26,13 @@ class GeneratorModule(tf.Module):
         self.generator = generator
         self.generator_variables = list(generator.variables)  # tracked, so they are saved
         self.latent_dim = latent_dim
-        latent = tf.TensorSpec([None, latent_dim], tf.float32, name="latent")
-        seeds = tf.TensorSpec([None], tf.int64, name="seeds")
+        latent = tf.TensorSpec([None, latent_dim], tf.float32, name=LATENT.name)
+        seeds = tf.TensorSpec([None], tf.int64, name=SEEDS.name)
         self.images = tf.function(self._images, input_signature=[latent])
         self.png = tf.function(self._png, input_signature=[latent])
         self.from_seeds = tf.function(self._from_seeds, input_signature=[seeds])
         self.digit_categories = digit_categories
-        digits = tf.TensorSpec([None], tf.int64, name="digits")
+        digits = tf.TensorSpec([None], tf.int64, name=DIGITS.name)
         self.digits = tf.function(self._digits, input_signature=[seeds, digits]) if digit_categories else None
 
     def to_unit_range(self, latent):
@@ -45,19 +40,19 @@ class GeneratorModule(tf.Module):
         return image_range.to_unit_range(self.generator(latent, training=False))
 
     def _images(self, latent):
-        return {"images": self.to_unit_range(latent)}
+        return {IMAGES.name: self.to_unit_range(latent)}
 
     def _png(self, latent):
         pixels = tf.cast(tf.round(tf.clip_by_value(self.to_unit_range(latent), 0.0, 1.0) * 255.0), tf.uint8)
         encoded = tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.TensorSpec([], tf.string))
-        return {"png_bytes": encoded}
+        return {PNG_BYTES.name: encoded}
 
     def _from_seeds(self, seeds):
-        return {"images": self.to_unit_range(seed_latents.latents_from_seeds(seeds, self.latent_dim))}
+        return {IMAGES.name: self.to_unit_range(seed_latents.latents_from_seeds(seeds, self.latent_dim))}
 
     def _digits(self, seeds, digits):
         latents = seed_latents.latents_from_seeds(seeds, self.latent_dim)
-        return {"images": self.to_unit_range(seed_latents.latents_for_digits(latents, digits, self.digit_categories))}
+        return {IMAGES.name: self.to_unit_range(seed_latents.latents_for_digits(latents, digits, self.digit_categories))}
 
     def signatures(self):
         signatures = {DEFAULT_SIGNATURE: self.images, PNG_SIGNATURE: self.png, SEEDS_SIGNATURE: self.from_seeds}

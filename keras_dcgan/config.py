@@ -14,6 +14,8 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from keras_dcgan import contract
+
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
 UPSAMPLING_MODES = ("transpose", "resize-conv")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
@@ -188,9 +190,14 @@ class TrainConfig:
             )
 
     @property
+    def digit_categories(self):
+        """How many digits the run's generator takes (0: none); the export contract's rule."""
+        return contract.digit_categories(self.categorical_code, self.code_labels)
+
+    @property
     def projects_labels(self):
         """Whether the discriminator projects labels: label_conditioning applies to a code that learns labels only."""
-        return self.label_conditioning == "projection" and self.code_labels and self.categorical_code > 0
+        return self.label_conditioning == "projection" and self.digit_categories > 0
 
     def to_dict(self):
         return dataclasses.asdict(self)

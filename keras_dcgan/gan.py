@@ -40,6 +40,7 @@ import keras
 import tensorflow as tf
 
 from keras_dcgan.categorical_code import code_indices
+from keras_dcgan.contract import digit_categories
 from keras_dcgan.data import unpack_labelled_batch
 
 
@@ -59,7 +60,7 @@ class DCGAN(keras.Model):
         self.latent_dim = latent_dim
         self.seed = seed
         self.categorical_code = categorical_code
-        self.code_labels = bool(code_labels and categorical_code)
+        self.code_labels = digit_categories(categorical_code, code_labels) > 0
         self.generator_code_weight = generator_code_weight
         self.projection = bool(projection and self.code_labels)
         self.hinge = gan_loss == "hinge"

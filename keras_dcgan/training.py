@@ -216,7 +216,7 @@ def _save_final_artefacts(config, model, output, write_gif, epochs):
 
 def code_labels(config, examples):
     """The labels the code's head learns, or None when the run learns its categories unsupervised."""
-    if not (config.code_labels and config.categorical_code):
+    if not config.digit_categories:
         return None
     return check_code_labels(examples.labels, config.categorical_code)
 

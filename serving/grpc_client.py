@@ -12,6 +12,9 @@ so that nothing under serving/ imports TensorFlow by name.
 
 import numpy as np
 
+from keras_dcgan.contract import (
+    DEFAULT_SIGNATURE, DIGITS, DIGITS_SIGNATURE, IMAGES, LATENT, PNG_BYTES, PNG_SIGNATURE, SEEDS, SEEDS_SIGNATURE,
+)
 from keras_dcgan.serving.rest_client import ServingError
 
 # tensorflow/core/framework/types.proto; these numbers are part of the wire format and never change.
@@ -127,7 +130,7 @@ class GrpcClient:
         return signature_map.signature_def
 
     def latent_dim(self):
-        return self.signature_defs()["serving_default"].inputs["latent"].tensor_shape.dim[1].size
+        return self.signature_defs()[DEFAULT_SIGNATURE].inputs[LATENT.name].tensor_shape.dim[1].size
 
     def build_predict_request(self, inputs, signature_name=None):
         """A PredictRequest for {input name: array or list of bytes}."""
@@ -142,17 +145,17 @@ class GrpcClient:
         return {name: tensor_to_numpy(tensor) for name, tensor in response.outputs.items()}
 
     def generate(self, latents):
-        return self.predict({"latent": np.asarray(latents, np.float32)}, "serving_default")["images"]
+        return self.predict({LATENT.name: np.asarray(latents, np.float32)}, DEFAULT_SIGNATURE)[IMAGES.name]
 
     def generate_png(self, latents):
-        return self.predict({"latent": np.asarray(latents, np.float32)}, "generate_png")["png_bytes"]
+        return self.predict({LATENT.name: np.asarray(latents, np.float32)}, PNG_SIGNATURE)[PNG_BYTES.name]
 
     def generate_from_seeds(self, seeds):
-        return self.predict({"seeds": np.asarray(seeds, np.int64)}, "generate_from_seeds")["images"]
+        return self.predict({SEEDS.name: np.asarray(seeds, np.int64)}, SEEDS_SIGNATURE)[IMAGES.name]
 
     def generate_digits(self, seeds, digits):
-        inputs = {"seeds": np.asarray(seeds, np.int64), "digits": np.asarray(digits, np.int64)}
-        return self.predict(inputs, "generate_digits")["images"]
+        inputs = {SEEDS.name: np.asarray(seeds, np.int64), DIGITS.name: np.asarray(digits, np.int64)}
+        return self.predict(inputs, DIGITS_SIGNATURE)[IMAGES.name]
 
     def close(self):
         self._channel.close()

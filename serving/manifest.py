@@ -3,68 +3,25 @@
 The export step (`keras_dcgan.export`) writes `manifest.json` beside the SavedModel and
 `generator.onnx`; it records the SHA-256 and size of every file. A device checks the ONNX
 file against it before running it, so a corrupted or swapped file is refused at start-up
-rather than producing wrong digits.
-
-The fields serving reads, checked by `read_manifest` (other fields are the export's record
-and are not checked here):
-
-    latent_dim     integer >= 1
-    image_shape    [height, width, channels], integers >= 1
-    value_range    [0.0, 1.0]: the export contract for images
-    onnx           object; "file", "input", "output" strings where present
-    files          object: relative path -> {"sha256": 64 hex digits, "bytes": integer >= 0}
-    version        integer >= 1 (optional)
+rather than producing wrong digits. The schema is the export contract's
+(`keras_dcgan.contract.MANIFEST_SCHEMA`).
 """
 
 import hashlib
 import json
 import pathlib
-import re
 
-MANIFEST_NAME = "manifest.json"
-REQUIRED_KEYS = ("latent_dim", "image_shape", "value_range", "onnx", "files")
-SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def _is_count(value, minimum=1):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
-def _is_file_entry(entry):
-    return isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and SHA256.fullmatch(entry["sha256"]) and _is_count(entry.get("bytes"), 0)
-
-
-# key -> (check, what was expected); the schema of the module docstring.
-FIELD_CHECKS = {
-    "latent_dim": (_is_count, "an integer >= 1"),
-    "image_shape": (lambda value: isinstance(value, list) and len(value) == 3 and all(map(_is_count, value)), "[height, width, channels] of integers >= 1"),
-    "value_range": (lambda value: value == [0, 1] and all(isinstance(bound, (int, float)) and not isinstance(bound, bool) for bound in value), "[0.0, 1.0]"),
-    "onnx": (lambda value: isinstance(value, dict) and all(isinstance(value.get(key, ""), str) for key in ("file", "input", "output")), 'an object whose "file", "input" and "output" are strings'),
-    "files": (lambda value: isinstance(value, dict) and all(map(_is_file_entry, value.values())), 'an object of path -> {"sha256": 64 hex digits, "bytes": integer >= 0}'),
-    "version": (_is_count, "an integer >= 1"),
-}
-
-
-class ManifestError(ValueError):
-    """The manifest is unreadable, incomplete, or disagrees with the file it describes."""
+from keras_dcgan.contract import ManifestError, check_manifest
 
 
 def read_manifest(path):
-    """The manifest as a dict; ManifestError naming the file and the missing key if it is not one."""
+    """The manifest as a dict; ManifestError naming the file and the field if it does not follow the contract."""
     path = pathlib.Path(path)
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ManifestError(f"cannot read manifest {path}: {error}") from error
-    if not isinstance(manifest, dict):
-        raise ManifestError(f"manifest {path} must hold a JSON object, got {type(manifest).__name__}")
-    missing = [key for key in REQUIRED_KEYS if key not in manifest]
-    if missing:
-        raise ManifestError(f"manifest {path} lacks the key(s) {', '.join(missing)}")
-    for key, (check, expected) in FIELD_CHECKS.items():
-        if key in manifest and not check(manifest[key]):
-            raise ManifestError(f"manifest {path}: {key} must be {expected}, got {json.dumps(manifest[key])[:200]}")
-    return manifest
+    return check_manifest(manifest, path)
 
 
 def verify_content(manifest, manifest_path, file_path, content):

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keras_dcgan.contract import DEFAULT_SIGNATURE, DIGITS, DIGITS_SIGNATURE, LATENT, PNG_SIGNATURE, SEEDS, SEEDS_SIGNATURE, signatures_of
 from keras_dcgan.serving import json_codec
 from keras_dcgan.serving.session import InputError
 
-DEFAULT_SIGNATURE = "serving_default"
 _VERSION_OR_LABEL = r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
 PREDICT_ROUTE = re.compile(r"/v1/models/(?P<name>[^/:]+)" + _VERSION_OR_LABEL + r":predict", re.IGNORECASE)
 STATUS_ROUTE = re.compile(r"/v1/models(?:/(?P<name>[^/:]+))?" + _VERSION_OR_LABEL + r"(?P<metadata>/metadata)?", re.IGNORECASE)
@@ -66,10 +66,6 @@ class PendingPrediction:
         return len(self.latents)
 
 
-def _latent_spec(latent_dim):
-    return {"dtype": "DT_FLOAT", "shape": [-1, latent_dim]}
-
-
 class PredictionApi:
     """TF Serving's routes over `session`. `run_model(latents)` defaults to the session's model.
 
@@ -82,15 +78,14 @@ class PredictionApi:
         self.version = int(version)
         self.max_batch = max_batch
         self.metrics = metrics
-        images = {"dtype": "DT_FLOAT", "shape": [-1, *session.image_shape]}
+
+        def specs(tensors):
+            return {tensor.name: {"dtype": tensor.dtype, "shape": tensor.dims(session.latent_dim, session.image_shape)} for tensor in tensors}
+
+        # signature name -> (input specs, output specs), as the export's SavedModel declares them
         self.signatures = {
-            "serving_default": ({"latent": _latent_spec(session.latent_dim)}, {"images": images}),
-            "generate_png": ({"latent": _latent_spec(session.latent_dim)}, {"png_bytes": {"dtype": "DT_STRING", "shape": [-1]}}),
-            "generate_from_seeds": ({"seeds": {"dtype": "DT_INT64", "shape": [-1]}}, {"images": images}),
+            name: (specs(signature.inputs), specs(signature.outputs)) for name, signature in signatures_of(session.digit_categories).items()
         }
-        if session.digit_categories:
-            batch = {"dtype": "DT_INT64", "shape": [-1]}
-            self.signatures["generate_digits"] = ({"seeds": batch, "digits": batch}, {"images": images})
 
     def respond(self, method, path, body=b""):
         """(status, payload for `json_codec.encode`) for one request; never raises for a client mistake.
@@ -136,7 +131,7 @@ class PredictionApi:
             outputs = self.session.check_images(images)
         except InputError as error:
             return self._answer(prediction.signature, prediction.started, 400, {"error": str(error)})
-        if prediction.signature == "generate_png":
+        if prediction.signature == PNG_SIGNATURE:
             outputs = [{"b64": base64.b64encode(png).decode("ascii")} for png in self.session.png_bytes(outputs)]
         payload = {"predictions": outputs} if prediction.row_format else {"outputs": outputs}
         return self._answer(prediction.signature, prediction.started, 200, payload)
@@ -235,12 +230,12 @@ class PredictionApi:
 
     def _latents(self, signature, arrays):
         """Every signature draws from latents: the model call is the same for all, so requests of any signature share one."""
-        if signature == "generate_from_seeds":
-            latents = self.session.latents_from_seeds(arrays["seeds"])
-        elif signature == "generate_digits":
-            latents = self.session.digit_latents(arrays["seeds"], arrays["digits"])
+        if signature == SEEDS_SIGNATURE:
+            latents = self.session.latents_from_seeds(arrays[SEEDS.name])
+        elif signature == DIGITS_SIGNATURE:
+            latents = self.session.digit_latents(arrays[SEEDS.name], arrays[DIGITS.name])
         else:
-            latents = arrays["latent"]
+            latents = arrays[LATENT.name]
         return self.session.check_latents(latents)
 
 

@@ -17,6 +17,8 @@ import urllib.parse
 
 import numpy as np
 
+from keras_dcgan.contract import DEFAULT_SIGNATURE, DIGITS, DIGITS_SIGNATURE, LATENT, PNG_SIGNATURE, SEEDS, SEEDS_SIGNATURE
+
 
 class ServingError(Exception):
     """The server refused a request, or could not be reached (`status` None).
@@ -79,25 +81,25 @@ class RestClient:
 
     def latent_dim(self):
         """The latent size, read from the `serving_default` signature's metadata."""
-        signature = self.metadata()["metadata"]["signature_def"]["signature_def"]["serving_default"]
-        return int(signature["inputs"]["latent"]["tensor_shape"]["dim"][1]["size"])
+        signature = self.metadata()["metadata"]["signature_def"]["signature_def"][DEFAULT_SIGNATURE]
+        return int(signature["inputs"][LATENT.name]["tensor_shape"]["dim"][1]["size"])
 
     def generate(self, latents, columnar=False):
         """float32 images [n, 28, 28, 1] in [0, 1] for latents [n, latent_dim]."""
-        return np.asarray(self.predict(_as_list(latents), "serving_default", columnar), np.float32)
+        return np.asarray(self.predict(_as_list(latents), DEFAULT_SIGNATURE, columnar), np.float32)
 
     def generate_png(self, latents, columnar=False):
         """One PNG (bytes) per latent."""
-        return self.predict(_as_list(latents), "generate_png", columnar)
+        return self.predict(_as_list(latents), PNG_SIGNATURE, columnar)
 
     def generate_from_seeds(self, seeds, columnar=False):
         """Images for integer seeds, computed by the server's `generate_from_seeds` signature."""
-        return np.asarray(self.predict([int(seed) for seed in seeds], "generate_from_seeds", columnar), np.float32)
+        return np.asarray(self.predict([int(seed) for seed in seeds], SEEDS_SIGNATURE, columnar), np.float32)
 
     def generate_digits(self, seeds, digits):
         """Images of the asked digits, one per seed, from the server's `generate_digits` signature."""
-        inputs = {"seeds": [int(seed) for seed in seeds], "digits": [int(digit) for digit in digits]}
-        return np.asarray(self.predict(inputs, "generate_digits", columnar=True), np.float32)
+        inputs = {SEEDS.name: [int(seed) for seed in seeds], DIGITS.name: [int(digit) for digit in digits]}
+        return np.asarray(self.predict(inputs, DIGITS_SIGNATURE, columnar=True), np.float32)
 
     # -- transport -------------------------------------------------------------------------------
 

@@ -17,12 +17,11 @@ import pathlib
 import numpy as np
 
 from keras_dcgan import image_grid
+from keras_dcgan.contract import MANIFEST_NAME, VALUE_RANGE, ManifestError, manifest_digit_categories
 from keras_dcgan.digits import latents_for_digits
 from keras_dcgan.latents import latents_from_seeds
-from keras_dcgan.serving.manifest import MANIFEST_NAME, ManifestError, read_manifest, verify_content
+from keras_dcgan.serving.manifest import read_manifest, verify_content
 from keras_dcgan.serving.onnx_session import open_session
-
-DEFAULT_VALUE_RANGE = (0.0, 1.0)  # the export contract: images in [0, 1]
 # Latents are standard normal (|z| < 6 in practice); values near float32's maximum overflow inside
 # the network. The output is checked as well, so a model that overflows sooner still answers 400.
 LATENT_LIMIT = 1e6
@@ -81,7 +80,7 @@ class GeneratorSession:
         self.output_name = model_output.name
         self.latent_dim = model_input.shape[1]
         self.image_shape = tuple(model_output.shape[1:])
-        self.value_range = DEFAULT_VALUE_RANGE
+        self.value_range = VALUE_RANGE
         self.version = None
         self.digit_categories = 0
         if self.manifest is not None:
@@ -100,7 +99,7 @@ class GeneratorSession:
                 raise ManifestError(f"{self.onnx_path} does not match {where}: {key} is {actual}, the manifest records {recorded}")
         self.value_range = tuple(manifest["value_range"])
         self.version = manifest.get("version")
-        self.digit_categories = int((manifest.get("digits") or {}).get("categories", 0))
+        self.digit_categories = manifest_digit_categories(manifest)
 
     def check_latents(self, latents):
         """float32 [n, latent_dim] of finite numbers, or InputError saying what is wrong."""
@@ -179,17 +178,17 @@ class GeneratorSession:
         return write_pngs(folder, images, names, self.value_range)
 
 
-def encode_pngs(images, value_range=DEFAULT_VALUE_RANGE):
+def encode_pngs(images, value_range=VALUE_RANGE):
     return [image_grid.png_bytes(image) for image in image_grid.to_uint8(images, value_range)]
 
 
-def write_grid(path, images, value_range=DEFAULT_VALUE_RANGE, columns=None):
+def write_grid(path, images, value_range=VALUE_RANGE, columns=None):
     """All images tiled into one PNG (written atomically)."""
     images = image_grid.to_uint8(images, value_range)
     image_grid.write_png(path, image_grid.tile(images, columns))
 
 
-def write_pngs(folder, images, names, value_range=DEFAULT_VALUE_RANGE):
+def write_pngs(folder, images, names, value_range=VALUE_RANGE):
     """One PNG per image as folder/NAME.png; returns the paths."""
     os.makedirs(folder, exist_ok=True)
     paths = []

@@ -94,14 +94,35 @@ def test_session_refuses_a_manifest_with_other_shapes(exported_model, tmp_path):
         ("latent_dim", "32", "latent_dim must be an integer >= 1"),
         ("value_range", [0, 255], r"value_range must be \[0.0, 1.0\], got \[0, 255\]"),
         ("version", "abc", 'version must be an integer >= 1, got "abc"'),
+        ("digits", "ten", 'digits must be an object whose "categories" is an integer >= 2'),
+        ("digits", {"categories": "ten"}, r'digits must be .*, got \{"categories": "ten"\}'),
+        ("digits", {"categories": 10, "signature": "generate_png"}, r'digits must be .*"signature", if present, "generate_digits"'),
+        ("source", {"config": "mnist"}, 'source must be an object whose "config" is an object'),
+        ("parity", "not recorded", None),  # a field no reader decides on is the export's record, not checked
     ],
 )
 def test_session_refuses_a_manifest_that_breaks_its_schema(exported_model, tmp_path, field, value, expected):
     copy = tmp_path / "1"
     shutil.copytree(exported_model.version_dir, copy)
     (copy / "manifest.json").write_text(json.dumps(dict(exported_model.manifest, **{field: value})))
+    if expected is None:
+        assert GeneratorSession(copy / "generator.onnx").latent_dim == exported_model.manifest["latent_dim"]
+        return
     with pytest.raises(ManifestError, match=rf"manifest .*manifest.json: {expected}"):
         GeneratorSession(copy / "generator.onnx")
+
+
+@pytest.mark.parametrize("command", ["generate", "serve"])
+def test_a_manifest_field_of_the_wrong_type_is_one_line_naming_the_file_and_field(exported_model, capsys, tmp_path, command):
+    from keras_dcgan.cli import main
+
+    copy = tmp_path / "1"
+    shutil.copytree(exported_model.version_dir, copy)
+    (copy / "manifest.json").write_text(json.dumps(dict(exported_model.manifest, digits="ten")))
+    arguments = ["--out", str(tmp_path / "x.png"), "--digit", "3"] if command == "generate" else ["--port", "0"]
+    assert main([command, "--onnx", str(copy / "generator.onnx"), *arguments]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"keras-dcgan {command}: error: manifest {copy / 'manifest.json'}: digits must be an object") and "\n" not in error
 
 
 def test_session_refuses_a_file_without_manifest_unless_told_not_to_verify(exported_model, session, latents, tmp_path):

@@ -95,7 +95,7 @@ class QualityEvaluation(keras.callbacks.Callback):
         return {**scores, **({"asked_digits": asked.to_dict()} if asked else {})}
 
     def _asked_digits(self, generator):
-        if not (self.config.code_labels and self.config.categorical_code):
+        if not self.config.digit_categories:
             return None
         return measure_asked_digits(
             lambda latents: unit_range_images(generator, latents), self.evaluator.classifier, self.config.latent_dim,

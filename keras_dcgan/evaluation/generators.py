@@ -17,11 +17,10 @@ from typing import Callable
 
 import numpy as np
 
+from keras_dcgan.contract import DEFAULT_SIGNATURE, MANIFEST_NAME, MODEL_INPUT, MODEL_OUTPUT, SAVED_MODEL_FILE, ManifestError, manifest_digit_categories
 from keras_dcgan.image_range import to_unit_range
 from keras_dcgan.run_dir import CONFIG_FILE, RunDir
-from keras_dcgan.serving.manifest import ManifestError, read_manifest
-
-MANIFEST_FILE = "manifest.json"
+from keras_dcgan.serving.manifest import read_manifest
 
 
 class GeneratorSourceError(ValueError):
@@ -58,10 +57,10 @@ def open_generator(path, epoch=None):
         raise GeneratorSourceError(f"--epoch applies to run dirs only; {path} is not one (no {CONFIG_FILE})")
     if os.path.isfile(path) and path.endswith(".onnx"):
         return _open_onnx(path)
-    if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, SAVED_MODEL_FILE)):
         return _open_saved_model(path)
     raise GeneratorSourceError(
-        f"{path}: not a run dir (no {CONFIG_FILE}), an .onnx file or a SavedModel folder (no saved_model.pb)"
+        f"{path}: not a run dir (no {CONFIG_FILE}), an .onnx file or a SavedModel folder (no {SAVED_MODEL_FILE})"
     )
 
 
@@ -76,22 +75,21 @@ def _open_run(run, epoch):
     def generate_batch(latents):
         return to_unit_range(np.asarray(generator(latents, training=False)))
 
-    digit_categories = config.categorical_code if config.code_labels else 0
-    return Generator(description, config.latent_dim, generate_batch, {"dataset": config.dataset}, digit_categories)
+    return Generator(description, config.latent_dim, generate_batch, {"dataset": config.dataset}, config.digit_categories)
 
 
 def _manifest_data(folder):
     """(training data, latent_dim, digit categories) recorded in an export's manifest.json, if there is one."""
-    path = os.path.join(folder, MANIFEST_FILE)
+    path = os.path.join(folder, MANIFEST_NAME)
     if not os.path.exists(path):
         return {}, None, 0
     try:
         manifest = read_manifest(path)
     except ManifestError as error:
         raise GeneratorSourceError(str(error)) from error
-    config = (manifest.get("source") or {}).get("config") or {}
-    data = {"dataset": config["dataset"]} if "dataset" in config else {}
-    return data, manifest.get("latent_dim"), int((manifest.get("digits") or {}).get("categories", 0))
+    config = manifest.get("source", {}).get("config", {})
+    data = {"dataset": config["dataset"]} if isinstance(config.get("dataset"), str) else {}
+    return data, manifest["latent_dim"], manifest_digit_categories(manifest)
 
 
 def _open_onnx(path):
@@ -115,19 +113,19 @@ def _open_saved_model(folder):
     import tensorflow as tf
 
     signatures = tf.saved_model.load(folder).signatures
-    if "serving_default" not in signatures:
-        raise GeneratorSourceError(f"{folder}: no serving_default signature (has {', '.join(signatures) or 'none'})")
-    serve = signatures["serving_default"]
+    if DEFAULT_SIGNATURE not in signatures:
+        raise GeneratorSourceError(f"{folder}: no {DEFAULT_SIGNATURE} signature (has {', '.join(signatures) or 'none'})")
+    serve = signatures[DEFAULT_SIGNATURE]
     inputs = serve.structured_input_signature[1]
-    if "latent" not in inputs:
-        raise GeneratorSourceError(f"{folder}: serving_default takes {', '.join(inputs)}, expected `latent`")
-    latent_dim = inputs["latent"].shape[1]
+    if MODEL_INPUT.name not in inputs:
+        raise GeneratorSourceError(f"{folder}: {DEFAULT_SIGNATURE} takes {', '.join(inputs)}, expected `{MODEL_INPUT.name}`")
+    latent_dim = inputs[MODEL_INPUT.name].shape[1]
     # An export root holds <model>/<version>/ with manifest.json beside the version folders or in them.
     data, _, digit_categories = _manifest_data(folder)
     if not data:
         data, _, digit_categories = _manifest_data(os.path.dirname(os.path.abspath(folder)))
 
     def generate_batch(latents):
-        return serve(latent=tf.constant(latents))["images"].numpy()
+        return serve(**{MODEL_INPUT.name: tf.constant(latents)})[MODEL_OUTPUT.name].numpy()
 
     return Generator(f"{folder} (SavedModel)", latent_dim, generate_batch, data, digit_categories)
