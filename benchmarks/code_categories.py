@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 
 from keras_dcgan.categorical_code import code_indices
-from keras_dcgan.evaluation.command import make_evaluator
+from keras_dcgan.evaluation.report import make_evaluator
 from keras_dcgan.evaluation.generators import open_generator
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.run_dir import RunDir

@@ -36,7 +36,7 @@ from keras_dcgan import image_grid
 from keras_dcgan.config import TrainConfig
 from keras_dcgan.data import steps_per_epoch
 from keras_dcgan.evaluation.asked_digits import measure_asked_digits
-from keras_dcgan.evaluation.command import make_evaluator
+from keras_dcgan.evaluation.report import make_evaluator
 from keras_dcgan.image_range import to_unit_range
 from keras_dcgan.inference_generator import inference_generator
 from keras_dcgan.latents import latents_from_seeds

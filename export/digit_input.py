@@ -38,7 +38,7 @@ def describe_digits(source, data_dir=None, cache_dir=None, samples=DEFAULT_DIGIT
 
 def _measure(source, categories, data_dir, cache_dir, samples, log):
     from keras_dcgan.evaluation.classifier import load_or_train_classifier
-    from keras_dcgan.evaluation.command import load_splits
+    from keras_dcgan.data import load_splits
     from keras_dcgan.inference_generator import unit_range_images
 
     try:

@@ -128,12 +128,19 @@ def load_tfds(name, split="train", data_dir=None):
     return LabeledImages(images, labels.astype(np.int64))
 
 
+def load_split(dataset, split, data_dir=None):
+    """LabeledImages of `split` ("train" or "test"): from the IDX folder `data_dir` if given, else TFDS's `dataset`."""
+    return load_idx_folder(data_dir, split) if data_dir else load_tfds(dataset, split)
+
+
+def load_splits(dataset, data_dir=None):
+    """Train and test LabeledImages of a dataset (`load_split`)."""
+    return load_split(dataset, "train", data_dir), load_split(dataset, "test", data_dir)
+
+
 def load_images(config, split="train", data_dir=None):
-    """The images of `split` of a TrainConfig's dataset: from the IDX folder `data_dir` if given, else TFDS."""
-    if data_dir:
-        examples = load_idx_folder(data_dir, split)
-    else:
-        examples = load_tfds(config.dataset, split)
+    """The images of `split` of a TrainConfig's dataset (`load_split`), at most `max_examples` of train, at least one batch."""
+    examples = load_split(config.dataset, split, data_dir)
     if split == "train":
         examples = examples.head(config.max_examples)
     if len(examples) < config.batch_size:

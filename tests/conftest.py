@@ -47,7 +47,7 @@ def subset_classifier(classifier_cache_dir):
     first of them trains it with these epochs and the others find it cached.
     """
     from keras_dcgan.evaluation.classifier import load_or_train_classifier
-    from keras_dcgan.evaluation.command import load_splits
+    from keras_dcgan.data import load_splits
 
     return load_or_train_classifier(*load_splits("mnist", str(SUBSET_DIR)), classifier_cache_dir, epochs=6, log=lambda _: None)
 

@@ -13,7 +13,7 @@ import pytest
 from helpers import SUBSET_DIR, evaluated_run, run_cli
 from keras_dcgan.evaluation import metrics
 from keras_dcgan.evaluation.classifier import to_unit_range
-from keras_dcgan.evaluation.command import load_splits
+from keras_dcgan.data import load_splits
 from keras_dcgan.evaluation.report import Evaluator
 
 SAMPLES = 1000

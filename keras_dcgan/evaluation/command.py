@@ -27,26 +27,10 @@ def add_evaluate_command(commands):
     evaluate.set_defaults(handler=run_evaluate)
 
 
-def load_splits(dataset, data_dir):
-    """Train and test LabeledImages of a dataset: an IDX folder if given, else TFDS."""
-    from keras_dcgan.data import load_idx_folder, load_tfds
-
-    if data_dir:
-        return load_idx_folder(data_dir, "train"), load_idx_folder(data_dir, "test")
-    return load_tfds(dataset, "train"), load_tfds(dataset, "test")
-
-
-def make_evaluator(dataset="mnist", data_dir=None, cache_dir=None, log=print):
-    from keras_dcgan.evaluation.classifier import load_or_train_classifier
-    from keras_dcgan.evaluation.report import Evaluator
-
-    train, test = load_splits(dataset, data_dir)
-    return Evaluator(train, test, load_or_train_classifier(train, test, cache_dir, log=log))
-
-
 def evaluate_source(source, epoch=None, samples=DEFAULT_SAMPLES, seed=0, dataset=None, data_dir=None, cache_dir=None, log=print):
     """(generated Scores, real Scores, Generator, Evaluator, AskedDigits or None) for one generator source."""
     from keras_dcgan.evaluation.generators import open_generator
+    from keras_dcgan.evaluation.report import make_evaluator
     from keras_dcgan.latents import latents_from_seeds
 
     if samples < 2:

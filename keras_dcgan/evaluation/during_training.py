@@ -20,7 +20,7 @@ import numpy as np
 
 from keras_dcgan.atomic_write import atomic_path, write_json
 from keras_dcgan.evaluation.asked_digits import measure_asked_digits
-from keras_dcgan.evaluation.command import make_evaluator
+from keras_dcgan.evaluation.report import make_evaluator
 from keras_dcgan.evaluation.metrics import QUALITY_SCALARS
 from keras_dcgan.inference_generator import inference_generator, unit_range_images
 from keras_dcgan.latents import latents_from_seeds

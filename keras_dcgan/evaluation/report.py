@@ -10,8 +10,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from keras_dcgan.data import load_splits
 from keras_dcgan.evaluation import metrics
-from keras_dcgan.evaluation.classifier import to_unit_range
+from keras_dcgan.evaluation.classifier import load_or_train_classifier, to_unit_range
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class Scores:
 
     def to_dict(self):
         return {**asdict(self), "class_shares": [round(float(share), 5) for share in self.class_shares]}
+
+
+def make_evaluator(dataset="mnist", data_dir=None, cache_dir=None, log=print):
+    """The Evaluator of a dataset (an IDX folder if `data_dir`, else TFDS), with its classifier trained on first use, then cached."""
+    train, test = load_splits(dataset, data_dir)
+    return Evaluator(train, test, load_or_train_classifier(train, test, cache_dir, log=log))
 
 
 class Evaluator:
