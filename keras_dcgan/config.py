@@ -58,59 +58,55 @@ class TrainConfig:
     # Data
     dataset: str = _option("mnist", "TFDS dataset name (any 28x28x1 image dataset, e.g. fashion_mnist)")
     max_examples: int | None = _option(None, "use only the first N training examples (quick runs)", type=int)
-    # Half the paper's batch 128 (twice the steps per epoch at almost the same images/s) and a
-    # generator learning faster than the discriminator: with the paper's settings the
-    # discriminator wins early, and these reach a given FCD in far less training time. 8x was
-    # best for the unsupervised code; with the labels (code_labels) 4x gives 10-30 % lower FCD
-    # from epoch 3 on, in both seeds measured; with the labels projected (and the cross-entropy
-    # loss), 4e-4 and 1e-4 end a 10-epoch run at lower FCD than 2e-4 for both or 4e-4 for both
-    # (docs/digits.md). Not re-measured under the hinge loss.
-    batch_size: int = _option(64, "global batch size, split evenly over the replicas")
-    generator_lr: float = _option(4e-4, "Adam learning rate of the generator")
-    discriminator_lr: float = _option(1e-4, "Adam learning rate of the discriminator")
+    batch_size: int = _option(
+        64, "global batch size, split evenly over the replicas; smaller batches take more, cheaper steps per epoch"
+    )
+    # The generator learns faster than the discriminator: at the paper's equal rates the
+    # discriminator wins early.
+    generator_lr: float = _option(
+        4e-4, "Adam learning rate of the generator; higher learns faster early but leaves the weights swinging"
+    )
+    discriminator_lr: float = _option(
+        1e-4, "Adam learning rate of the discriminator; higher lets it outpace the generator"
+    )
     beta1: float = _option(0.5, "Adam beta_1 of both optimisers")
-    # Both rates falling linearly to 0 over the whole run (as SN-GAN trains) let the weights
-    # settle as the run ends: FCD 40 % lower than constant rates after 5 of 6 epochs (docs/digits.md).
+    # Rates that reach 0 as the run ends (as SN-GAN trains) let the weights settle there instead
+    # of ending wherever they happen to be.
     learning_rate_decay: float = _option(
         1.0, "fraction of the run (the last epochs) over which both learning rates fall linearly to 0 "
-        "(0: constant rates); the run's length is --epochs"
+        "(0: constant rates); the run's length is --epochs, so the best weights come at its end, not midway"
     )
-    # With the generator's fast learning rate its last weights swing from epoch to epoch; their
-    # average over the last ~1,000 steps scores better from epoch 3 on.
     generator_ema: float = _option(
         0.999, "momentum of an exponential moving average of the generator's weights, which generator.keras "
-        "then holds (0: no average, generator.keras holds the last weights)"
+        "then holds (0: no average, generator.keras holds the last weights); higher smooths more but keeps "
+        "early weights longer"
     )
     seed: int = _option(0, "seed of data order, latents and weight initialisation")
-    # mixed_bfloat16 trains the defaults at 1.5x the float32 images/s on AVX-512 bf16 CPUs at equal
-    # sample quality; variables, BatchNorm, outputs, logits and losses stay float32. Without bf16
-    # hardware it is slower, so `auto` picks it only where the CPU or GPU has it (precision.py).
+    # bfloat16 is faster only where the hardware multiplies in it and emulated (slower) elsewhere,
+    # so `auto` picks it only where the CPU or GPU has it (precision.py).
     precision: str = _option(
         "auto", "Keras dtype policy for training (exports stay float32); auto: mixed_bfloat16 where the CPU "
-        "(AVX512_BF16, AMX) or GPU computes in bfloat16, else float32", choices=PRECISIONS
+        "(AVX512_BF16, AMX) or GPU computes in bfloat16, else float32; mixed_bfloat16 is faster per step "
+        "there, and keeps variables, BatchNorm, outputs and losses in float32", choices=PRECISIONS
     )
     # Networks
     latent_dim: int = _option(100, "size of the generator's input noise vector")
     generator_filters: int = _option(64, "channels of the generator's 14x14 layer (its 7x7 layer has twice as many)")
-    # Two refine convolutions with resize-conv upsampling reach a given FCD in less training time
-    # than one convolution with transposed upsampling, for 1.16x the time per epoch.
     generator_refine_convs: int = _option(
-        2, "stride-1 3x3 convolutions (with BatchNorm, ReLU) after the generator's 14x14 upsampling (0: the paper's)"
+        2, "stride-1 3x3 convolutions (with BatchNorm, ReLU) after the generator's 14x14 upsampling (0: the paper's); "
+        "each costs time per step and buys quality per epoch"
     )
     generator_output_conv: bool = _option(
         True, "end the generator with a 3x3 convolution at 28x28 (its last upsampling then gives "
         "generator_filters/2 channels with BatchNorm, ReLU); false: upsample straight to the image (the paper's)"
     )
-    # InfoGAN's categorical code (categorical_code.py): after 7 epochs it scores 9.46 against 8.67
-    # without, with 6 % of samples unsure against 15 %, for 1.05x the time per epoch.
+    # InfoGAN's categorical code (categorical_code.py) gives each sample one class to draw, so
+    # fewer samples fall between digits.
     categorical_code: int = _option(
         10, "categories of an InfoGAN code read from the latent (the largest of its first K values), which the "
         "discriminator learns to name from the image, or, with labels projected, judges the image with "
-        "(0: none, the paper's DCGAN)"
+        "(0: none, the paper's DCGAN); it adds a small head to the discriminator"
     )
-    # The real images' labels on the InfoGAN code, so category k draws label k and a caller can
-    # ask for a digit. Measured interleaved with AC-GAN's classifier (docs/digits.md): score 9.76
-    # at epoch 2 against 8.09 without, asked digits 99.7 % right at epoch 3, FCD lower at every epoch.
     code_labels: bool = _option(
         True, "with a categorical code: the training images' labels condition the discriminator "
         "(--label-conditioning), so category k draws label k (a digit one can ask for); false: the categories "
@@ -118,34 +114,33 @@ class TrainConfig:
     )
     # A projection discriminator (Miyato & Koyama 2018) judges image and label together instead of
     # classifying them: the generator is rewarded for drawing each digit as the real ones are
-    # drawn, not for making it easy to classify (AC-GAN's pull, which left samples more certain
-    # than real digits). FCD about half the classifier's at epoch 2 in three seeds (docs/digits.md).
+    # drawn, not for making it easy to classify (AC-GAN's pull toward over-certain digits).
     label_conditioning: str = _option(
         "projection", "with code_labels, how the discriminator uses the labels: projection (its real-vs-fake "
         "logit adds the code head's logit of the image's label, or of the fake's category; no classification "
-        "loss) or classifier (AC-GAN: the code head names the real images' labels and the fakes' categories)",
+        "loss; samples as varied as real digits) or classifier (AC-GAN: the code head names the real images' "
+        "labels and the fakes' categories; asked digits a little surer, samples less varied)",
         choices=LABEL_CONDITIONINGS,
     )
-    # The hinge loss, with which projection discriminators were introduced, ended 10-epoch runs
-    # of the other defaults at FCD 1.63 and 1.57 (seeds 0 and 1) where the paper's cross-entropy
-    # ended at 1.74 (docs/digits.md).
     gan_loss: str = _option(
         "hinge", "the adversarial loss: hinge (as projection discriminators were trained) or non-saturating "
-        "(the paper's cross-entropy)", choices=GAN_LOSSES,
+        "(the paper's cross-entropy); both cost the same per step", choices=GAN_LOSSES,
     )
     generator_code_weight: float = _option(
         1.0, "weight of the categorical code's cross-entropy in the generator's loss (InfoGAN's lambda; the "
-        "discriminator's weight stays 1); without labels or with --label-conditioning classifier"
+        "discriminator's weight stays 1); without labels or with --label-conditioning classifier; lower draws "
+        "more varied samples but the asked digit less reliably"
     )
     discriminator_filters: int = _option(64, "channels of the discriminator's first layer (its second has twice as many)")
-    # Layers at 14x14 widen what the discriminator sees before it downsamples: one reaches a given
-    # FCD in 0.6-0.8x the training time of none, two give 10-25 % lower FCD than one at equal time.
+    # Layers at 14x14 widen what the discriminator sees before it downsamples.
     discriminator_refine_convs: int = _option(
-        2, "stride-1 3x3 convolutions (with BatchNorm, LeakyReLU) after the discriminator's first layer (0: the paper's)"
+        2, "stride-1 3x3 convolutions (with BatchNorm, LeakyReLU) after the discriminator's first layer (0: the paper's); "
+        "each costs time per step and buys quality per epoch"
     )
     leaky_relu_slope: float = _option(0.2, "negative slope of the discriminator's LeakyReLU")
     upsampling: str = _option(
-        "resize-conv", "generator upsampling: transposed convolution, or resize then convolve", choices=UPSAMPLING_MODES
+        "resize-conv", "generator upsampling: transposed convolution (the paper's; cheaper, prone to checkerboard "
+        "artefacts), or resize then convolve", choices=UPSAMPLING_MODES
     )
 
     def __post_init__(self):
@@ -248,10 +243,10 @@ class RunOptions:
     data_dir: str | None = _option(
         None, "folder of IDX files (train-images-idx3-ubyte[.gz] ...); used instead of TFDS when given", type=str
     )
-    # With the labels the score passes 9.5 after 2 epochs, and with learning rates decaying over
-    # the run FCD is lowest where the run ends: 10 epochs take half the time of the unsupervised
-    # code's 20 (docs/digits.md has the measured run).
-    epochs: int = _option(10, "number of passes over the training set")
+    epochs: int = _option(
+        10, "number of passes over the training set; also the length over which the learning rates decay, so "
+        "more epochs cost time and end at better samples"
+    )
     strategy: str = _option("auto", "tf.distribute strategy", choices=STRATEGIES)
     backup_every_steps: int = _option(100, "steps between mid-epoch backups (resume loses at most this much)")
     eval_every: int = _option(

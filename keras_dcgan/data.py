@@ -25,7 +25,7 @@ PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 # IDX file stems per split, as distributed by the MNIST authors (and Fashion-MNIST).
 IDX_SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
 # Where TFDS downloads MNIST-like datasets from; probed before a download so that an
-# offline machine fails in seconds instead of after ~200 s of retries.
+# offline machine fails at once instead of after TFDS's minutes of retries.
 TFDS_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 
 

@@ -17,8 +17,8 @@ import numpy as np
 from keras_dcgan import image_grid
 from keras_dcgan.latents import latents_from_seeds
 
-# Every frame is held in memory and encoded into one GIF: 1,000 frames (40 s at 25 frames/s) is
-# about 12 MB of pixels at the GIF's 4x scale, and more than a walk worth watching.
+# Every frame is held in memory and encoded into one GIF at 4x scale: the cap bounds that memory
+# and lies well beyond the length of a walk worth watching.
 MAX_FRAMES = 1000
 
 

@@ -92,7 +92,7 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and a socket from
         # socket.create_server has proto 0: without it the body, sent after the headers, waits
-        # for the client's delayed ACK (~40 ms per request).
+        # for the client's delayed ACK on every request.
         transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._deadline = None
         self._receiving = False  # a request's first byte has arrived, its last has not

@@ -52,7 +52,7 @@ class WorkerSupervisor(Multiprocess):
         super().__init__(config, sockets)
         self.on_ready = on_ready
         self.failed_to_start = False
-        # uvicorn queues signals and looks at them every 0.5 s: until then a worker would still answer
+        # uvicorn queues signals and looks at them only on its periodic tick: until then a worker would still answer
         # a request that arrives as an ordinary keep-alive one, not with `Connection: close`.
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop_signal, lambda *_: self.should_exit.set())
