@@ -69,3 +69,21 @@ def test_a_bad_config_is_one_error_naming_the_file_the_line_and_the_field(case):
 def test_an_unreadable_config_file_names_it(tmp_path):
     with pytest.raises(ModelConfigError, match="cannot read the model config file .*missing.config"):
         read_model_config(tmp_path / "missing.config", "dcgan")
+
+
+def test_the_declared_messages_are_tensorflow_servings_own_field_for_field():
+    """The same text gives the same bytes as tensorflow-serving-api's generated ModelServerConfig (the extra keras-dcgan[grpc])."""
+    from google.protobuf import text_format
+
+    from keras_dcgan.serving.model_config import ModelServerConfig
+
+    theirs_module = pytest.importorskip("tensorflow_serving.config.model_server_config_pb2", reason="needs keras-dcgan[grpc]")
+    text = config_text("    model_platform: 'tensorflow'\n    model_version_policy { specific { versions: 1 versions: 3 } }\n",
+                       '    version_labels { key: "stable" value: 1 }\n')
+    ours = text_format.Parse(text, ModelServerConfig())
+    theirs = text_format.Parse(text, theirs_module.ModelServerConfig())
+    assert theirs_module.ModelServerConfig.FromString(ours.SerializeToString()) == theirs
+    for policy in ("latest { num_versions: 2 }", "all {}"):
+        text = config_text(f"    model_version_policy {{ {policy} }}\n")
+        ours = text_format.Parse(text, ModelServerConfig())
+        assert theirs_module.ModelServerConfig.FromString(ours.SerializeToString()) == text_format.Parse(text, theirs_module.ModelServerConfig())
