@@ -167,10 +167,12 @@ def add_serve_command(commands):
     serve = commands.add_parser(
         "serve",
         help="serve an ONNX generator over TF Serving's REST API (for devices without TF Serving)",
-        description="Serve the ONNX file over the same REST API as TF Serving: GET /v1/models/NAME, "
-        "GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict (signatures serving_default, "
-        "generate_png, generate_from_seeds). Stops cleanly on SIGTERM or Ctrl-C. docs/rest-server.md "
-        "describes the limits and where the API differs from TF Serving.",
+        description="Serve the ONNX file, or the version folders under --model-base-path, over the same REST API "
+        "as TF Serving: GET /v1/models/NAME, GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict "
+        "(signatures serving_default, generate_png, generate_from_seeds), each also at /versions/N and "
+        "/labels/LABEL. Stops cleanly on SIGTERM or Ctrl-C; with --model-base-path, SIGHUP re-reads "
+        "--model-config-file. docs/rest-server.md describes the limits and where the API differs from TF "
+        "Serving; docs/model-versions.md the version lifecycle.",
     )
     model = serve.add_mutually_exclusive_group(required=True)
     model.add_argument("--onnx", metavar="FILE", help="serve this one exported generator.onnx (checked against manifest.json beside it)")

@@ -19,6 +19,8 @@ import pytest
 
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.serving.manifest import MANIFEST_NAME
+from keras_dcgan.serving.model_repository import BasePathWatcher, ModelRepository
+from keras_dcgan.serving.rest_api import PendingPrediction, PredictionApi
 from test_serving_support import process_holding, run_tf_free_cli, start_keras_dcgan_serve_models, worker_pids
 
 POLL_SECONDS = 0.2
@@ -93,6 +95,34 @@ def base_path(tmp_path, exported_model):
     folder.mkdir()
     add_version(folder, exported_model.version_dir, 1)
     return folder
+
+
+def test_a_retiring_version_answers_the_predictions_it_holds_before_it_ends(base_path, exported_model):
+    """In process, with the API's two halves: a prediction routed to version 1 is answered after version 1 retired."""
+    repository = ModelRepository("dcgan")
+    watcher = BasePathWatcher(repository, base_path)
+    watcher.start_serving()
+    api = PredictionApi(repository)
+    on_first = api.begin("POST", "/v1/models/dcgan:predict", BODY)
+    assert isinstance(on_first, PendingPrediction) and on_first.lease.version == 1
+    add_version(base_path, exported_model.version_dir, 2)
+    watcher.poll()
+    assert states(api.respond("GET", "/v1/models/dcgan")[1]) == {2: ("AVAILABLE", "OK", ""), 1: ("UNLOADING", "OK", "")}
+    assert api.respond("POST", "/v1/models/dcgan/versions/1:predict", BODY)[0] == 404  # no new request for it
+    on_second = api.begin("POST", "/v1/models/dcgan:predict", BODY)
+    assert on_second.lease.version == 2
+    answers = api.complete([on_first, on_second])  # one batch of two versions: a model call for each
+    assert [status for status, _ in answers] == [200, 200]
+    assert len(answers[0][1]["predictions"]) == len(answers[1][1]["predictions"]) == 1
+    assert states(api.respond("GET", "/v1/models/dcgan")[1])[1] == ("END", "OK", "")
+    abandoned = api.begin("POST", "/v1/models/dcgan:predict", BODY)
+    for version in (1, 2):  # no version left on disk: the last one retires too, as in TF Serving
+        shutil.rmtree(base_path / str(version))
+    watcher.poll()
+    assert states(api.respond("GET", "/v1/models/dcgan")[1])[2][0] == "UNLOADING"
+    api.abandon(abandoned)  # its client left: the version ends all the same
+    assert states(api.respond("GET", "/v1/models/dcgan")[1])[2][0] == "END"
+    assert api.respond("POST", "/v1/models/dcgan:predict", BODY)[0] == 404
 
 
 @pytest.mark.slow
