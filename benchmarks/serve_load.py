@@ -316,15 +316,18 @@ def rollout_run(args, latent_dim):
             print(f"{args.clients} clients x {args.seconds:g} s per target, batch 1, {args.rounds} rounds, latent_dim {latent_dim}, "
                   f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
             rates = {name: [] for name, _, _ in servers}
+            cpu = {name: [] for name, _, _ in servers}
             for round_number in range(1, args.rounds + 1):
                 for name, url, process in servers:
                     result = load_server(name, url, process.pid, "dcgan", args.clients, args.seconds, 1, latent_dim)
                     rates[name].append(result["predictions_per_second"])
+                    cpu[name].append(result["cpu_ms_per_prediction"])
                     print(f"round {round_number} {name:>24}: {result['predictions_per_second']:>7,.0f} pred/s, p99 {result['p99_ms']:.2f} ms, "
                           f"{result['errors']} errors, CPU {result['cpu_ms_per_prediction']:.3f} ms/pred, load average {result['load_average']}", flush=True)
-            onnx_rates, base_rates = rates["serve --onnx"], rates["serve --model-base-path"]
-            print(f"median pred/s: --onnx {np.median(onnx_rates):,.0f}, --model-base-path {np.median(base_rates):,.0f} "
-                  f"({np.median(base_rates) / np.median(onnx_rates):.0%})", flush=True)
+            onnx, base = "serve --onnx", "serve --model-base-path"
+            print(f"median pred/s: --onnx {np.median(rates[onnx]):,.0f}, --model-base-path {np.median(rates[base]):,.0f} "
+                  f"({np.median(rates[base]) / np.median(rates[onnx]):.0%}); median CPU ms/pred: --onnx {np.median(cpu[onnx]):.3f}, "
+                  f"--model-base-path {np.median(cpu[base]):.3f}", flush=True)
             _, url, process = servers[1]
             rollout(url, process, base_path, config, args.onnx.parent, args.clients, latent_dim)
         finally:
