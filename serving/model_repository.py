@@ -309,6 +309,7 @@ class BasePathWatcher:
     def reload(self):
         """Re-read `config_path` and apply it; a bad file, or a label on a version not available, keeps the old config."""
         if self.config_path is None:
+            logger.info("%s: no model config file to re-read; serving %s", self.repository.model_name, self.config.policy.describe())
             return False
         try:
             config = read_model_config(self.config_path, self.repository.model_name)

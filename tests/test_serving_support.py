@@ -1,6 +1,6 @@
 """Shared by the serving tests: processes without TensorFlow, servers on free ports (the export they serve: conftest.py).
 
-No tests here; the serving tests import these helpers.
+No tests here; the serving tests import what they share from here.
 """
 
 import contextlib
