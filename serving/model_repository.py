@@ -1,9 +1,9 @@
 """Which model session serves a request, and each version's state: TF Serving's model lifecycle for `keras-dcgan serve`.
 
     repository = ModelRepository("dcgan")
-    watcher = BasePathWatcher(repository, "exports/dcgan", read_model_config("models.config", "dcgan"))
-    watcher.poll()                                   # load what the policy asks for, now
-    watcher.start(poll_seconds=1.0)                  # then keep looking, on a thread
+    watcher = BasePathWatcher(repository, "exports/dcgan", read_model_config("models.config", "dcgan"), "models.config")
+    watcher.start_serving()                          # load what the policy asks for, now; then check the labels
+    watcher.start(poll_seconds=1.0)                  # then keep looking, on a thread (request_reload: re-read the file)
     with repository.lease("dcgan", label="stable") as lease:
         images = lease.session.generate(latents)     # lease.version: the version that answered
     repository.statuses("dcgan")                     # [VersionStatus(2, "AVAILABLE", ...), VersionStatus(1, "END", ...)]
