@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -127,7 +128,7 @@ def test_a_retiring_version_answers_the_predictions_it_holds_before_it_ends(base
 
 @pytest.mark.slow
 def test_a_new_version_serves_once_checked_and_a_failed_or_half_written_one_never_does(base_path, exported_model):
-    server = start_keras_dcgan_serve_models(base_path, "--workers", 1, "--file-system-poll-wait-seconds", POLL_SECONDS)
+    server = start_keras_dcgan_serve_models(base_path, "--workers", 1, "--file-system-poll-wait-seconds", POLL_SECONDS, "--metrics")
     try:
         assert states(call(server.url, "GET", "/v1/models/dcgan")[1]) == {1: ("AVAILABLE", "OK", "")}
         add_version(base_path, exported_model.version_dir, 2)
@@ -152,6 +153,8 @@ def test_a_new_version_serves_once_checked_and_a_failed_or_half_written_one_neve
         write_manifest(base_path / "4", exported_model.manifest, 4)  # the folder is complete now
         wait_for(lambda: states(call(server.url, "GET", "/v1/models/dcgan")[1]).get(2, ("",))[0] == "END", "version 2 retired")
         assert call(server.url, "GET", "/v1/models/dcgan/metadata")[1]["model_spec"]["version"] == "4"
+        with urllib.request.urlopen(f"{server.url}/monitoring/prometheus/metrics", timeout=10) as scrape:
+            assert 'keras_dcgan_serve_model_version{model="dcgan"} 4.0' in scrape.read().decode()
         log = "".join(server.output)
         assert "has no manifest.json yet" in log and "version 3 failed to load" in log and "Traceback" not in log
         assert server.stop() == 0
