@@ -73,7 +73,7 @@ def build_api(onnx_path):
     from keras_dcgan.serving.rest_api import PredictionApi
     from keras_dcgan.serving.session import GeneratorSession
 
-    return PredictionApi(GeneratorSession(onnx_path, threads=1), "dcgan", 1, 256)
+    return PredictionApi.of_session(GeneratorSession(onnx_path, threads=1), "dcgan", 1, 256)
 
 
 def serve_candidate(name, onnx_path):

@@ -2,7 +2,10 @@
 
     session.py        GeneratorSession: the ONNX generator on onnxruntime (latents or seeds -> images, PNGs)
     manifest.py       reading manifest.json and checking a file's size and SHA-256 against it
-    rest_api.py       TF Serving's REST API (routes, row/columnar predict, errors) over a GeneratorSession
+    rest_api.py       TF Serving's REST API (routes, row/columnar predict, errors) over a ModelRepository
+    model_repository.py  which session serves a model at a version or label, each version's state, and
+                      the polling of a model base path (`serve --model-base-path`)
+    model_config.py   TF Serving's model config file (version policy, labels), parsed with protobuf
     server.py         that API on uvicorn, with a per-request deadline and a body cap (`keras-dcgan serve`)
     workers.py        several server processes on one port, under uvicorn's supervisor (`serve --workers`)
     batching.py       concurrent predictions sharing model calls (TF Serving's --enable_batching)

@@ -167,17 +167,34 @@ def add_serve_command(commands):
     serve = commands.add_parser(
         "serve",
         help="serve an ONNX generator over TF Serving's REST API (for devices without TF Serving)",
-        description="Serve the ONNX file over the same REST API as TF Serving: GET /v1/models/NAME, "
-        "GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict (signatures serving_default, "
-        "generate_png, generate_from_seeds). Stops cleanly on SIGTERM or Ctrl-C. docs/rest-server.md "
-        "describes the limits and where the API differs from TF Serving.",
+        description="Serve the ONNX file, or the version folders under --model-base-path, over the same REST API "
+        "as TF Serving: GET /v1/models/NAME, GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict "
+        "(signatures serving_default, generate_png, generate_from_seeds), each also at /versions/N and "
+        "/labels/LABEL. Stops cleanly on SIGTERM or Ctrl-C; with --model-base-path, SIGHUP re-reads "
+        "--model-config-file. docs/rest-server.md describes the limits and where the API differs from TF "
+        "Serving; docs/model-versions.md the version lifecycle.",
     )
-    serve.add_argument("--onnx", metavar="FILE", required=True, help="the exported generator.onnx (checked against manifest.json beside it)")
-    serve.add_argument("--no-verify", action="store_true", help="serve a file that has no manifest.json beside it, unchecked")
+    model = serve.add_mutually_exclusive_group(required=True)
+    model.add_argument("--onnx", metavar="FILE", help="serve this one exported generator.onnx (checked against manifest.json beside it)")
+    model.add_argument(
+        "--model-base-path", metavar="FOLDER",
+        help="serve the numeric version folders under FOLDER (e.g. exports/dcgan) as TF Serving does: the latest by default, "
+        "new ones loaded and checked as they appear (docs/model-versions.md)",
+    )
+    serve.add_argument(
+        "--model-config-file", metavar="FILE",
+        help="TF Serving model config (text format) giving the version policy and labels of --model-name; "
+        "re-read on SIGHUP (with --model-base-path)",
+    )
+    serve.add_argument(
+        "--file-system-poll-wait-seconds", type=positive_seconds, default=1.0, metavar="SECONDS",
+        help="how often --model-base-path is looked at for new or removed versions (default: %(default)s)",
+    )
+    serve.add_argument("--no-verify", action="store_true", help="serve an --onnx file that has no manifest.json beside it, unchecked")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network (default: %(default)s)")
     serve.add_argument("--port", type=port_number, default=8501, help="port; 0 picks a free one (default: %(default)s)")
     serve.add_argument("--model-name", default="dcgan", help="name in the URL /v1/models/NAME (default: %(default)s)")
-    serve.add_argument("--version", type=positive_integer, default=None, help="version to report (default: the manifest's, else the folder name, else 1)")
+    serve.add_argument("--version", type=positive_integer, default=None, help="version of the --onnx file to report (default: the manifest's, else the folder name, else 1)")
     serve.add_argument("--max-batch", type=positive_integer, default=DEFAULT_MAX_BATCH, help="largest batch per request (default: %(default)s)")
     serve.add_argument("--max-body-bytes", type=positive_integer, default=DEFAULT_MAX_BODY_BYTES, help="largest request body; more is 413 (default: %(default)s)")
     serve.add_argument("--request-timeout", type=positive_seconds, default=DEFAULT_REQUEST_TIMEOUT_SECONDS, metavar="SECONDS", help="a request's headers and body must arrive within this, or 408 (default: %(default)s)")
@@ -199,36 +216,60 @@ def add_serve_command(commands):
 
 
 def run_serve(args):
-    from keras_dcgan.serving.server import AppSettings, BatchingOptions, ServerLimits, build_app, serve
+    from keras_dcgan.serving.server import AppSettings, BatchingOptions, ServerLimits, build_app, open_models, serve
     from keras_dcgan.serving.session import GeneratorSession
 
-    # Loaded here even with worker processes, which load their own: a bad file is one error, before any worker starts.
-    session = GeneratorSession(args.onnx, threads=args.threads, verify=not args.no_verify)
-    version = args.version or session.version or _version_from_folder(session.onnx_path)
+    _check_model_flags(args)
+    session, version = None, 0
+    if args.onnx:
+        # Loaded here even with worker processes, which load their own: a bad file is one error, before any worker starts.
+        session = GeneratorSession(args.onnx, threads=args.threads, verify=not args.no_verify)
+        version = args.version or session.version or _version_from_folder(session.onnx_path)
     settings = AppSettings(
-        onnx_path=str(args.onnx), verify=not args.no_verify, onnx_threads=args.threads, model_name=args.model_name,
+        onnx_path=args.onnx and str(args.onnx), verify=not args.no_verify, onnx_threads=args.threads, model_name=args.model_name,
         version=version, max_batch=args.max_batch, metrics=args.metrics,
         limits=ServerLimits(args.max_body_bytes, args.request_timeout, args.idle_timeout, args.drain_timeout),
         batching=BatchingOptions(args.batching, args.max_batch_rows),
+        base_path=args.model_base_path, config_path=args.model_config_file, poll_seconds=args.file_system_poll_wait_seconds,
     )
+    models = open_models(settings, session)  # a bad config or label is one error, before any worker starts
+    served = f"version {version} from {args.onnx}" if args.onnx else f"{_versions_served(models[0])} from {args.model_base_path}"
     workers = args.workers or available_cores()
 
     def announce(url):
         processes = f" in {workers} worker processes" if workers > 1 else ""
-        print(f"serving {args.model_name} version {version} from {args.onnx}{processes} on {url}", flush=True)
+        print(f"serving {args.model_name} {served}{processes} on {url}", flush=True)
 
     sock = listening_socket(args.host, args.port)
     raise_open_file_limit()
     if workers > 1:
         from keras_dcgan.serving.workers import serve_workers
 
-        del session  # each worker loads its own; this process only supervises them
+        del session, models  # each worker loads its own; this process only supervises them
         serve_workers(settings, workers, sock, on_ready=announce, access_log=args.access_log)
         print("stopped", file=sys.stderr, flush=True)
         return 0
-    drained = serve(build_app(settings, session), sock, on_ready=announce, access_log=args.access_log)
+    drained = serve(build_app(settings, models), sock, on_ready=announce, access_log=args.access_log)
     print("stopped" if drained else "stopped with requests still in flight", file=sys.stderr, flush=True)
     return 0
+
+
+def _check_model_flags(args):
+    """Flags that belong to one way of naming the model (one file, or a base path of versions)."""
+    if args.model_base_path is None:
+        if args.model_config_file is not None:
+            raise ValueError("--model-config-file gives the version policy and labels of a --model-base-path; pass one")
+        return
+    for flag, given in (("--version", args.version is not None), ("--no-verify", args.no_verify)):
+        if given:
+            raise ValueError(f"{flag} applies to --onnx only: with --model-base-path the versions are the folders' numbers, each checked")
+
+
+def _versions_served(repository):
+    versions = repository.available_versions()
+    labels = ", ".join(f"{label} -> {version}" for label, version in sorted(repository.labels.items()))
+    described = ("versions " + ", ".join(map(str, versions))) if versions else "no version yet"
+    return described + (f" (labels {labels})" if labels else "")
 
 
 def available_cores():

@@ -8,7 +8,7 @@ config; this server offers the same path, behind a flag, with its own metric nam
                                                           (408 too slow, 413 too large, 400 unparsable HTTP)
     keras_dcgan_serve_request_seconds{signature}          latency histogram, from the parsed request to the payload
     keras_dcgan_serve_requests_in_flight                  requests whose body was read and whose answer is not yet sent
-    keras_dcgan_serve_model_version{model}                the version being served
+    keras_dcgan_serve_model_version{model}                the version a request without version gets (0: none)
     keras_dcgan_serve_batch_size                          rows per model call (histogram), as TF Serving's
                                                           /tensorflow/serving/batching/batch_size
     keras_dcgan_serve_batch_requests                      requests merged into one model call (histogram)
@@ -62,15 +62,20 @@ class PredictionMetrics:
         )
         model_version = prometheus_client.Gauge(
             "keras_dcgan_serve_model_version", "Version of the model being served.", ["model"], registry=owner,
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",  # of the workers alive: a rollback lowers it
         )
-        model_version.labels(model=model_name).set(version)
+        self.model_version = model_version.labels(model=model_name)
+        self.model_version.set(version)
         self.batch_rows = prometheus_client.Histogram(
             "keras_dcgan_serve_batch_size", "Rows per model call.", buckets=COUNT_BUCKETS, registry=owner
         )
         self.batch_requests = prometheus_client.Histogram(
             "keras_dcgan_serve_batch_requests", "Requests merged into one model call.", buckets=COUNT_BUCKETS, registry=owner
         )
+
+    def set_version(self, version):
+        """The version a request without version or label gets (0 while none is available)."""
+        self.model_version.set(version)
 
     def observe(self, signature, status, seconds):
         """One answer; `signature` is "" for a request that never named a model route."""

@@ -12,10 +12,15 @@ lines work against `tensorflow_model_server` and `keras-dcgan serve`:
 As in TF Serving's handler: paths match case-insensitively, the model name is URL-decoded,
 `/versions/01` is version 1, a `/v1/` path that matches no route or comes with another method
 is 400 "Malformed request", and a predict body is parsed before the model is looked up.
+Which session answers is the `ModelRepository`'s to say (model_repository.py): the latest
+available version, `/versions/N` (404 unless AVAILABLE) or `/labels/L` (400 for a label the
+config does not define); a prediction holds its version's lease from `begin` to `finish`, so
+that a version retiring meanwhile is unloaded only once it has been answered.
 A server that merges concurrent predictions into one model call uses the two halves of
 `respond`: `begin` parses and checks a request (a bad one never reaches the model) and returns
 either its answer or a `PendingPrediction`; `run_model` runs the latents of any number of those
-in one model call, and `finish` answers each from its own rows (`complete` does both).
+in one model call (one per version among them), and `finish` answers each from its own rows
+(`complete` does both; `abandon` releases a prediction that will never be finished).
 Signatures (those of the exported SavedModel): `serving_default` (latent -> images),
 `generate_png` (latent -> png_bytes, sent as {"b64": ...}) and `generate_from_seeds`
 (seeds -> images), and for an export that takes digits `generate_digits` (seeds and digits ->
@@ -27,12 +32,14 @@ import base64
 import re
 import time
 import urllib.parse
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from keras_dcgan.contract import DEFAULT_SIGNATURE, DIGITS, DIGITS_SIGNATURE, LATENT, PNG_SIGNATURE, SEEDS, SEEDS_SIGNATURE, signatures_of
 from keras_dcgan.serving import json_codec
+from keras_dcgan.serving.model_repository import Lease, ModelRepository, ServableNotFound, UnknownLabel
 from keras_dcgan.serving.session import InputError
 
 _VERSION_OR_LABEL = r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
@@ -60,32 +67,44 @@ class PendingPrediction:
     latents: np.ndarray  # float32 [rows, latent_dim], checked
     row_format: bool  # "instances" in, "predictions" out; else "inputs" and "outputs"
     started: float  # time.perf_counter() when the request began, for the latency metric
+    lease: Lease  # the version answering it, held until `finish` or `abandon`
 
     @property
     def rows(self):
         return len(self.latents)
 
 
+def session_signatures(session):
+    """{signature: (inputs, outputs)}, each {tensor name: {"dtype", "shape"}}: the export contract's signatures of `session`."""
+
+    def specs(tensors):
+        return {tensor.name: {"dtype": tensor.dtype, "shape": tensor.dims(session.latent_dim, session.image_shape)} for tensor in tensors}
+
+    return {name: (specs(signature.inputs), specs(signature.outputs)) for name, signature in signatures_of(session.digit_categories).items()}
+
+
 class PredictionApi:
-    """TF Serving's routes over `session`. `run_model(latents)` defaults to the session's model.
+    """TF Serving's routes over the versions of `models`, a ModelRepository.
 
     `metrics`, when given, is told of every answer: `observe(signature, status, seconds)`.
     """
 
-    def __init__(self, session, model_name="dcgan", version=1, max_batch=256, metrics=None):
-        self.session = session
-        self.model_name = model_name
-        self.version = int(version)
+    def __init__(self, models, max_batch=256, metrics=None):
+        self.models = models
+        self.model_name = models.model_name
         self.max_batch = max_batch
         self.metrics = metrics
+        self._signatures = weakref.WeakKeyDictionary()  # session -> signatures_of(session), while it is loaded
 
-        def specs(tensors):
-            return {tensor.name: {"dtype": tensor.dtype, "shape": tensor.dims(session.latent_dim, session.image_shape)} for tensor in tensors}
+    @classmethod
+    def of_session(cls, session, model_name="dcgan", version=1, max_batch=256, metrics=None):
+        """The API over one session, served as `version` of `model_name` (what `serve --onnx` runs)."""
+        return cls(ModelRepository.of_session(session, model_name, version), max_batch, metrics)
 
-        # signature name -> (input specs, output specs), as the export's SavedModel declares them
-        self.signatures = {
-            name: (specs(signature.inputs), specs(signature.outputs)) for name, signature in signatures_of(session.digit_categories).items()
-        }
+    def signatures(self, session):
+        if session not in self._signatures:
+            self._signatures[session] = session_signatures(session)
+        return self._signatures[session]
 
     def respond(self, method, path, body=b""):
         """(status, payload for `json_codec.encode`) for one request; never raises for a client mistake.
@@ -108,12 +127,21 @@ class PredictionApi:
 
     def complete(self, pending):
         """One model call for the latents of every PendingPrediction in `pending`; [(status, payload)], one per request."""
-        return [self.finish(prediction, images) for prediction, images in zip(pending, self.run_model(pending), strict=True)]
+        try:
+            outputs = self.run_model(pending)
+        except BaseException:
+            for prediction in pending:
+                self.abandon(prediction)
+            raise
+        return [self.finish(prediction, images) for prediction, images in zip(pending, outputs, strict=True)]
 
     def run_model(self, pending):
-        """One model call for every PendingPrediction in `pending`; each one's own rows of the output, unchecked."""
+        """One model call for every PendingPrediction in `pending` (one per version); each one's own rows of the output, unchecked."""
+        session = pending[0].lease.session
+        if any(prediction.lease.session is not session for prediction in pending):
+            return self._run_each_version(pending)
         latents = pending[0].latents if len(pending) == 1 else np.concatenate([prediction.latents for prediction in pending])
-        images = self.session.run_model(latents)
+        images = session.run_model(latents)
         if self.metrics is not None:
             self.metrics.observe_batch(len(images), len(pending))
         if len(pending) == 1:
@@ -121,20 +149,39 @@ class PredictionApi:
         ends = np.cumsum([prediction.rows for prediction in pending])
         return np.split(images, ends[:-1])
 
+    def _run_each_version(self, pending):
+        """run_model over predictions of several versions (during a rollout): one call per version, answers in order."""
+        groups = {}
+        for index, prediction in enumerate(pending):
+            groups.setdefault(id(prediction.lease.session), []).append(index)
+        outputs = [None] * len(pending)
+        for indices in groups.values():
+            for index, images in zip(indices, self.run_model([pending[index] for index in indices]), strict=True):
+                outputs[index] = images
+        return outputs
+
     def finish(self, prediction, images):
         """(status, payload) of a prediction from its own rows of the model's output, checked on their own.
 
         A request whose output is not finite gets its 400 while others of the same model call
         get their images.
         """
+        session = prediction.lease.session
         try:
-            outputs = self.session.check_images(images)
+            outputs = session.check_images(images)
+            if prediction.signature == PNG_SIGNATURE:
+                outputs = [{"b64": base64.b64encode(png).decode("ascii")} for png in session.png_bytes(outputs)]
         except InputError as error:
             return self._answer(prediction.signature, prediction.started, 400, {"error": str(error)})
-        if prediction.signature == PNG_SIGNATURE:
-            outputs = [{"b64": base64.b64encode(png).decode("ascii")} for png in self.session.png_bytes(outputs)]
+        finally:
+            prediction.lease.release()
         payload = {"predictions": outputs} if prediction.row_format else {"outputs": outputs}
         return self._answer(prediction.signature, prediction.started, 200, payload)
+
+    @staticmethod
+    def abandon(prediction):
+        """Release a prediction that will not be finished (its client left, or its model call failed)."""
+        prediction.lease.release()
 
     def _answer(self, signature, started, status, payload):
         if self.metrics is not None:
@@ -147,37 +194,53 @@ class PredictionApi:
             raise ApiError(404, f"Not found: {path} (this server answers /v1/models/NAME[/versions/N][/metadata|:predict])")
         if method == "POST" and (match := PREDICT_ROUTE.fullmatch(path)):
             request = _parse_json(body)  # before the model is looked up, as TF Serving does
-            self._check_model(match)
-            return self._predict(request, started)
+            lease = self._lease(match)
+            try:
+                return self._predict(lease, request, started)
+            except BaseException:
+                lease.release()
+                raise
         if method == "GET" and (match := STATUS_ROUTE.fullmatch(path)):
             if match["name"] is None:
                 raise ApiError(400, "Missing model name in request.")
             if match["metadata"]:
-                self._check_model(match)
-                return "metadata", self.metadata()
-            self._check_model(match, label_matters=False)  # TF Serving's status ignores the label
-            return "status", self.status()
+                with self._lease(match) as lease:
+                    return "metadata", self.metadata(lease)
+            return "status", self.status(match)  # TF Serving's status ignores the label
         raise ApiError(400, f"Malformed request: {method} {path}")
 
-    def _check_model(self, match, label_matters=True):
+    def _lease(self, match):
         name = urllib.parse.unquote(match["name"])
-        if name != self.model_name:
-            raise ApiError(404, f"Servable not found for request: Latest({name}); this server serves {self.model_name!r}")
-        if match["label"] is not None and label_matters:
-            raise ApiError(400, f"Unrecognized servable version label: {urllib.parse.unquote(match['label'])}")
-        if match["version"] is not None and int(match["version"]) != self.version:
-            raise ApiError(
-                404, f"Servable not found for request: Specific({name}, {int(match['version'])}); available version: {self.version}"
-            )
+        label = None if match["label"] is None else urllib.parse.unquote(match["label"])
+        try:
+            return self.models.lease(name, None if match["version"] is None else int(match["version"]), label)
+        except UnknownLabel:
+            raise ApiError(400, f"Unrecognized servable version label: {label}") from None
+        except ServableNotFound as missing:
+            raise self._not_found(missing) from None
 
-    def status(self):
+    def _not_found(self, missing):
+        if missing.model_name != self.model_name:
+            return ApiError(404, f"Servable not found for request: Latest({missing.model_name}); this server serves {self.model_name!r}")
+        available = ", ".join(map(str, self.models.available_versions())) or "none"
+        request = f"Latest({missing.model_name})" if missing.version is None else f"Specific({missing.model_name}, {missing.version})"
+        return ApiError(404, f"Servable not found for request: {request}; available versions: {available}")
+
+    def status(self, match):
+        version = None if match["version"] is None else int(match["version"])
+        try:
+            statuses = self.models.statuses(urllib.parse.unquote(match["name"]), version)
+        except ServableNotFound as missing:
+            raise self._not_found(missing) from None
         return {
             "model_version_status": [
-                {"version": str(self.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+                {"version": str(status.version), "state": status.state,
+                 "status": {"error_code": status.error_code, "error_message": status.error_message}}
+                for status in statuses
             ]
         }
 
-    def metadata(self):
+    def metadata(self, lease):
         def tensor_info(name, spec):
             dims = [{"size": str(size), "name": ""} for size in spec["shape"]]
             return {"dtype": spec["dtype"], "tensor_shape": {"dim": dims, "unknown_rank": False}, "name": name}
@@ -188,35 +251,36 @@ class PredictionApi:
                 "outputs": {name: tensor_info(name, spec) for name, spec in outputs.items()},
                 "method_name": "tensorflow/serving/predict",
             }
-            for signature, (inputs, outputs) in self.signatures.items()
+            for signature, (inputs, outputs) in self.signatures(lease.session).items()
         }
         return {
-            "model_spec": {"name": self.model_name, "signature_name": "", "version": str(self.version)},
+            "model_spec": {"name": self.model_name, "signature_name": "", "version": str(lease.version)},
             "metadata": {"signature_def": {"signature_def": signature_defs}},
         }
 
-    def _predict(self, request, started):
+    def _predict(self, lease, request, started):
         """(signature, PendingPrediction) for a parsed predict request; ApiError for a bad one."""
         signature = request.get("signature_name") or DEFAULT_SIGNATURE  # "" means the default, as in TF Serving
-        if not isinstance(signature, str) or signature not in self.signatures:
+        signatures = self.signatures(lease.session)
+        if not isinstance(signature, str) or signature not in signatures:
             raise ApiError(
-                400, f'Serving signature name: "{signature}" not found in signature def; available: {", ".join(self.signatures)}'
+                400, f'Serving signature name: "{signature}" not found in signature def; available: {", ".join(signatures)}'
             )
         try:
-            return signature, self._pending(signature, request, started)
+            return signature, self._pending(lease, signature, request, started)
         except ApiError as error:
             error.signature = signature
             raise
 
-    def _pending(self, signature, request, started):
-        input_names = tuple(self.signatures[signature][0])
+    def _pending(self, lease, signature, request, started):
+        input_names = tuple(self.signatures(lease.session)[signature][0])
         row_format = "instances" in request
         if row_format == ("inputs" in request):
             raise ApiError(400, 'the request must have exactly one of "instances" (row format) or "inputs" (columnar format)')
         values = _rows(request["instances"], input_names) if row_format else _columns(request["inputs"], input_names)
         arrays = {name: self._batch(name, value) for name, value in values.items()}
         try:
-            return PendingPrediction(signature, self._latents(signature, arrays), row_format, started)
+            return PendingPrediction(signature, self._latents(lease.session, signature, arrays), row_format, started, lease)
         except InputError as error:
             raise ApiError(400, str(error)) from error
 
@@ -228,15 +292,16 @@ class PredictionApi:
             raise ApiError(400, f"batch of {array.shape[0]} exceeds this server's limit of {self.max_batch} per request")
         return array
 
-    def _latents(self, signature, arrays):
+    @staticmethod
+    def _latents(session, signature, arrays):
         """Every signature draws from latents: the model call is the same for all, so requests of any signature share one."""
         if signature == SEEDS_SIGNATURE:
-            latents = self.session.latents_from_seeds(arrays[SEEDS.name])
+            latents = session.latents_from_seeds(arrays[SEEDS.name])
         elif signature == DIGITS_SIGNATURE:
-            latents = self.session.digit_latents(arrays[SEEDS.name], arrays[DIGITS.name])
+            latents = session.digit_latents(arrays[SEEDS.name], arrays[DIGITS.name])
         else:
             latents = arrays[LATENT.name]
-        return self.session.check_latents(latents)
+        return session.check_latents(latents)
 
 
 def _parse_json(body):

@@ -46,6 +46,7 @@ ACCESS_LOGGER_NAME = "keras_dcgan.serve.access"
 ACCESS_LINE = '%s "%s %s" %d %.1f ms'
 REFUSAL_LINE = '%s "-" %d %s'  # a request the HTTP layer refused before it had a method and path
 access_logger = logging.getLogger(ACCESS_LOGGER_NAME)
+MODELS_LOGGER_NAME = "keras_dcgan.serving"  # model versions loading, failing, retiring (model_repository.py)
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,12 @@ class RestApp:
         # The path as sent: PredictionApi URL-decodes the model name itself, exactly once.
         answer = self.api.begin(scope["method"], scope["raw_path"].decode("latin-1"), body)
         if isinstance(answer, PendingPrediction):
-            answer = self.api.finish(answer, await self.batcher.submit(answer))
+            try:
+                images = await self.batcher.submit(answer)
+            except BaseException:  # the client left (cancelled) or the model call failed: its version is not held
+                self.api.abandon(answer)
+                raise
+            answer = self.api.finish(answer, images)
         return self._http_answer(*answer)
 
     @staticmethod
@@ -285,18 +291,23 @@ def configure_logging(access_log):
     """uvicorn's loggers and the access log on stderr, one line each; the access log (a line per request) only when asked."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("keras-dcgan serve: %(message)s"))
-    for name in (LOGGER_NAME, ACCESS_LOGGER_NAME):
+    for name in (LOGGER_NAME, ACCESS_LOGGER_NAME, MODELS_LOGGER_NAME):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.propagate = False
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.CRITICAL + 1)  # uvicorn's own access log: replaced by ACCESS_LINE
     access_logger.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
+    logging.getLogger(MODELS_LOGGER_NAME).setLevel(logging.INFO)
 
 
 @dataclass(frozen=True)
 class AppSettings:
-    """Everything a server process needs to build its app; picklable, so that each worker process builds its own."""
+    """Everything a server process needs to build its app; picklable, so that each worker process builds its own.
+
+    The model is one ONNX file (`onnx_path`, served as `version`) or the version folders under
+    `base_path`, with the policy and labels of `config_path` (model_repository.py).
+    """
 
     onnx_path: str
     verify: bool  # check the ONNX file against manifest.json
@@ -307,25 +318,61 @@ class AppSettings:
     metrics: bool
     limits: ServerLimits
     batching: BatchingOptions
+    base_path: str = None
+    config_path: str = None
+    poll_seconds: float = 1.0
+
+    @property
+    def model_source(self):
+        return self.base_path or self.onnx_path
 
 
-def build_app(settings, session=None, worker=False):
-    """The RestApp of `settings`, on `session` if given (else the ONNX file is loaded here).
+def open_models(settings, session=None):
+    """(ModelRepository, BasePathWatcher or None) of `settings`, its versions loaded; ValueError if they cannot be.
+
+    The watcher is not started: the process that serves starts it (`build_app`).
+    """
+    from keras_dcgan.serving.model_config import ModelConfig, read_model_config
+    from keras_dcgan.serving.model_repository import BasePathWatcher, ModelRepository, load_version
+    from keras_dcgan.serving.session import GeneratorSession
+
+    if settings.base_path is None:
+        if session is None:
+            session = GeneratorSession(settings.onnx_path, threads=settings.onnx_threads, verify=settings.verify)
+        return ModelRepository.of_session(session, settings.model_name, settings.version), None
+    config = ModelConfig(settings.model_name)
+    if settings.config_path is not None:
+        config = read_model_config(settings.config_path, settings.model_name)
+    repository = ModelRepository(settings.model_name)
+    watcher = BasePathWatcher(
+        repository, settings.base_path, config, settings.config_path,
+        load=lambda folder, version: load_version(folder, version, threads=settings.onnx_threads),
+    )
+    watcher.start_serving()
+    return repository, watcher
+
+
+def build_app(settings, models=None, worker=False):
+    """The RestApp of `settings`, on `models` (`open_models`' answer) if given, else loaded here.
 
     A `worker` process of several shares its metrics with its peers and calls the model on its
     event loop (`ModelBatcher` with no threads); a lone server calls it on a thread per core.
+    With a model base path, the version folders are polled from here on and SIGHUP re-reads
+    the model config file (this must run on the main thread).
     """
     from keras_dcgan.serving.rest_api import PredictionApi
-    from keras_dcgan.serving.session import GeneratorSession
 
-    if session is None:
-        session = GeneratorSession(settings.onnx_path, threads=settings.onnx_threads, verify=settings.verify)
+    repository, watcher = models or open_models(settings)
     metrics = None
     if settings.metrics:
         from keras_dcgan.serving.metrics import PredictionMetrics
 
-        metrics = PredictionMetrics(settings.model_name, settings.version, shared=worker)
-    api = PredictionApi(session, settings.model_name, settings.version, settings.max_batch, metrics)
+        metrics = PredictionMetrics(settings.model_name, repository.latest_version() or 0, shared=worker)
+        repository.on_change = lambda: metrics.set_version(repository.latest_version() or 0)
+    if watcher is not None:
+        signal.signal(signal.SIGHUP, lambda *_: watcher.request_reload())
+        watcher.start(settings.poll_seconds)
+    api = PredictionApi(repository, settings.max_batch, metrics)
     return RestApp(api, settings.limits, settings.batching, threads=0 if worker else None)
 
 

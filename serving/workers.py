@@ -8,8 +8,10 @@ docs/rest-server.md has the measurements.
 
 Supervision is uvicorn's own (`uvicorn.supervisors.Multiprocess`, what `uvicorn --workers`
 runs): it restarts a worker that dies, forwards SIGTERM and SIGINT so that every worker drains
-its requests, and on SIGHUP replaces the workers one by one. Each worker is a fresh
-interpreter (spawned, not forked) that loads its own onnxruntime session from `AppSettings`.
+its requests, and on SIGHUP replaces the workers one by one; serving a model base path, it
+passes SIGHUP on to every worker instead, which re-reads the model config file in place. Each
+worker is a fresh interpreter (spawned, not forked) that loads its own onnxruntime sessions
+from `AppSettings` (and, from a base path, polls the version folders on its own).
 """
 
 import functools
@@ -36,7 +38,7 @@ def worker_app(settings, access_log):
     try:
         return build_app(settings, worker=True)
     except Exception as error:  # the parent loaded this model already: anything here is the worker's own failure
-        logging.getLogger(LOGGER_NAME).error("worker process %d could not load %s: %s", os.getpid(), settings.onnx_path, error)
+        logging.getLogger(LOGGER_NAME).error("worker process %d could not load %s: %s", os.getpid(), settings.model_source, error)
         sys.exit(STARTUP_FAILURE)
 
 
@@ -48,9 +50,10 @@ class WorkerSupervisor(Multiprocess):
     worker serving.
     """
 
-    def __init__(self, config, sockets, on_ready):
+    def __init__(self, config, sockets, on_ready, reload_on_hup=False):
         super().__init__(config, sockets)
         self.on_ready = on_ready
+        self.reload_on_hup = reload_on_hup  # SIGHUP re-reads the model config in each worker instead of replacing it
         self.failed_to_start = False
         # uvicorn queues signals and looks at them only on its periodic tick: until then a worker would still answer
         # a request that arrives as an ordinary keep-alive one, not with `Connection: close`.
@@ -64,6 +67,14 @@ class WorkerSupervisor(Multiprocess):
         else:
             self.failed_to_start = True
             self.should_exit.set()
+
+    def handle_hup(self):
+        if not self.reload_on_hup:
+            super().handle_hup()
+            return
+        for process in self.processes:
+            if process.exitcode is None:
+                os.kill(process.pid, signal.SIGHUP)
 
     def keep_subprocess_alive(self):
         super().keep_subprocess_alive()
@@ -83,7 +94,7 @@ def serve_workers(settings, workers, sock, on_ready, access_log=False):
             functools.partial(worker_app, settings, access_log), settings.limits, factory=True, workers=workers,
             timeout_worker_healthcheck=WORKER_START_TIMEOUT_SECONDS,
         )
-        supervisor = WorkerSupervisor(config, [sock], lambda: on_ready(url_of(sock)))
+        supervisor = WorkerSupervisor(config, [sock], lambda: on_ready(url_of(sock)), reload_on_hup=settings.base_path is not None)
         supervisor.run()
     if supervisor.failed_to_start:
-        raise ValueError(f"a worker process could not start serving {settings.onnx_path}; its error is logged above")
+        raise ValueError(f"a worker process could not start serving {settings.model_source}; its error is logged above")

@@ -163,7 +163,7 @@ def test_the_rest_api_answers_bad_digits_with_400(exported_model, digit):
     from keras_dcgan.serving.rest_api import PredictionApi
     from keras_dcgan.serving.session import GeneratorSession
 
-    api = PredictionApi(GeneratorSession(exported_model.onnx_path))
+    api = PredictionApi.of_session(GeneratorSession(exported_model.onnx_path))
     body = json.dumps({"signature_name": "generate_digits", "inputs": {"seeds": [1, 2], "digits": [3, digit]}})
     status, payload = api.respond("POST", "/v1/models/dcgan:predict", body.encode())
     assert status == 400 and "\n" not in payload["error"]

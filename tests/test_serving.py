@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from keras_dcgan.latents import latents_from_seeds
-from keras_dcgan.serving.manifest import ManifestError
+from keras_dcgan.contract import ManifestError
 from keras_dcgan.serving.rest_client import RestClient, ServingError
 from keras_dcgan.serving.session import GeneratorSession, InputError, ModelFileError
 from test_serving_support import (

@@ -22,7 +22,7 @@ DOCS_PAGE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "rest-serv
 
 @pytest.fixture(scope="module")
 def api(exported_model):
-    return PredictionApi(GeneratorSession(exported_model.onnx_path), "dcgan", 1, MAX_BATCH)
+    return PredictionApi.of_session(GeneratorSession(exported_model.onnx_path), "dcgan", 1, MAX_BATCH)
 
 
 def respond(api, method, path, body=None):
@@ -80,7 +80,7 @@ def test_a_good_request_after_the_bad_ones_still_answers(api, exported_model):
     latents = latents_from_seeds([3], 32)
     status, payload = respond(api, "POST", PREDICT, predict_body(instances=latents.tolist()))
     assert status == 200
-    np.testing.assert_array_equal(np.asarray(payload["predictions"], np.float32), api.session.generate(latents))
+    np.testing.assert_array_equal(np.asarray(payload["predictions"], np.float32), GeneratorSession(exported_model.onnx_path).generate(latents))
 
 
 # -- TF Serving compatibility -----------------------------------------------------------------------
@@ -152,7 +152,7 @@ def log_model_api(folder):
         [shape],
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), folder / "log.onnx")
-    return PredictionApi(GeneratorSession(folder / "log.onnx", verify=False), "log", 1, MAX_BATCH)
+    return PredictionApi.of_session(GeneratorSession(folder / "log.onnx", verify=False), "log", 1, MAX_BATCH)
 
 
 def test_a_model_output_that_is_not_finite_is_refused(tmp_path):

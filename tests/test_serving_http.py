@@ -4,7 +4,6 @@ The server runs in a subprocess where TensorFlow cannot be imported. Every loop 
 bounded in count and time.
 """
 
-import contextlib
 import json
 import os
 import pathlib
@@ -20,7 +19,7 @@ import urllib.parse
 import pytest
 
 from keras_dcgan.latents import latents_from_seeds
-from test_serving_support import start_keras_dcgan_serve
+from test_serving_support import process_holding, start_keras_dcgan_serve, worker_pids
 
 PREDICT = "/v1/models/dcgan:predict"
 IDLE_CONNECTIONS = 500
@@ -330,40 +329,6 @@ def test_sigterm_under_load_answers_every_request_it_received_and_exits_0(export
 
 
 # -- worker processes ---------------------------------------------------------------------------------
-
-
-def worker_pids(server):
-    """The server's worker processes: its children spawned by multiprocessing (not its resource tracker)."""
-    pids = []
-    for task in os.listdir(f"/proc/{server.process.pid}/task"):
-        with open(f"/proc/{server.process.pid}/task/{task}/children") as children:
-            pids += [int(pid) for pid in children.read().split()]
-    workers = []
-    for pid in pids:
-        with contextlib.suppress(FileNotFoundError):  # it exited since it was listed
-            if b"spawn_main" in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes():
-                workers.append(pid)
-    return sorted(workers)
-
-
-def process_holding(connection, candidates):
-    """Which of `candidates` holds the server end of this client connection (from /proc/net/tcp and their fds)."""
-    client_port, server_port = connection.getsockname()[1], connection.getpeername()[1]
-    with open("/proc/net/tcp") as table:
-        for row in table.readlines()[1:]:
-            fields = row.split()
-            local, remote = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
-            if (local, remote) == (server_port, client_port):
-                inode = fields[9]
-                break
-        else:
-            raise AssertionError("the connection is not in /proc/net/tcp")
-    for pid in candidates:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
-                    return pid
-    raise AssertionError(f"no process of {candidates} holds the connection")
 
 
 @pytest.mark.slow

@@ -1,8 +1,9 @@
 """Shared by the serving tests: processes without TensorFlow, servers on free ports (the export they serve: conftest.py).
 
-No tests here; test_serving.py and test_serving_grpc.py import these helpers.
+No tests here; the serving tests import what they share from here.
 """
 
+import contextlib
 import io
 import os
 import pathlib
@@ -97,7 +98,7 @@ class ServerProcess:
 
 
 def announced_url(server):
-    """The URL in keras-dcgan serve's first line, "serving NAME version N from FILE on URL"."""
+    """The URL in keras-dcgan serve's first line, "serving NAME version N from FILE on URL" (or "versions ... from FOLDER")."""
     for line in list(server.output):
         if line.startswith("serving "):
             return line.strip().rsplit(" on ", 1)[1]
@@ -107,6 +108,11 @@ def announced_url(server):
 def start_keras_dcgan_serve(onnx_path, *extra_args):
     """`keras-dcgan serve` on a free port of 127.0.0.1, in a process without TensorFlow."""
     return ServerProcess(tf_free_cli("serve", "--onnx", onnx_path, "--port", "0", *extra_args), announced_url)
+
+
+def start_keras_dcgan_serve_models(base_path, *extra_args):
+    """`keras-dcgan serve --model-base-path` on a free port of 127.0.0.1, in a process without TensorFlow."""
+    return ServerProcess(tf_free_cli("serve", "--model-base-path", base_path, "--port", "0", *extra_args), announced_url)
 
 
 def tensorflow_model_server_or_skip():
@@ -139,3 +145,37 @@ def start_tensorflow_model_server(export_root, model_name="dcgan"):
     )
     server.grpc_target = f"127.0.0.1:{grpc_port}"
     return server
+
+
+def worker_pids(server):
+    """The server's worker processes: its children spawned by multiprocessing (not its resource tracker)."""
+    pids = []
+    for task in os.listdir(f"/proc/{server.process.pid}/task"):
+        with open(f"/proc/{server.process.pid}/task/{task}/children") as children:
+            pids += [int(pid) for pid in children.read().split()]
+    workers = []
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):  # it exited since it was listed
+            if b"spawn_main" in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes():
+                workers.append(pid)
+    return sorted(workers)
+
+
+def process_holding(connection, candidates):
+    """Which of `candidates` holds the server end of this client connection (from /proc/net/tcp and their fds)."""
+    client_port, server_port = connection.getsockname()[1], connection.getpeername()[1]
+    with open("/proc/net/tcp") as table:
+        for row in table.readlines()[1:]:
+            fields = row.split()
+            local, remote = (int(address.rsplit(":", 1)[1], 16) for address in fields[1:3])
+            if (local, remote) == (server_port, client_port):
+                inode = fields[9]
+                break
+        else:
+            raise AssertionError("the connection is not in /proc/net/tcp")
+    for pid in candidates:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return pid
+    raise AssertionError(f"no process of {candidates} holds the connection")
