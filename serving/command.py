@@ -47,6 +47,13 @@ def positive_seconds(text):
     return value
 
 
+def non_negative_seconds(text):
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, got {text}")
+    return value
+
+
 def port_number(text):
     value = int(text)
     if not 0 <= value <= 65535:
@@ -169,8 +176,10 @@ def add_serve_command(commands):
         help="serve an ONNX generator over TF Serving's REST API (for devices without TF Serving)",
         description="Serve the ONNX file over the same REST API as TF Serving: GET /v1/models/NAME, "
         "GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict (signatures serving_default, "
-        "generate_png, generate_from_seeds). Stops cleanly on SIGTERM or Ctrl-C. docs/rest-server.md "
-        "describes the limits and where the API differs from TF Serving.",
+        "generate_png, generate_from_seeds), and over the Open Inference Protocol (KServe v2) on the same "
+        "port: /v2/health/live, /v2/health/ready, POST /v2/models/NAME/infer. Stops cleanly on SIGTERM or "
+        "Ctrl-C. docs/rest-server.md describes the limits and where the API differs from TF Serving; "
+        "docs/open-inference.md the v2 routes.",
     )
     serve.add_argument("--onnx", metavar="FILE", required=True, help="the exported generator.onnx (checked against manifest.json beside it)")
     serve.add_argument("--no-verify", action="store_true", help="serve a file that has no manifest.json beside it, unchecked")
@@ -183,6 +192,11 @@ def add_serve_command(commands):
     serve.add_argument("--request-timeout", type=positive_seconds, default=DEFAULT_REQUEST_TIMEOUT_SECONDS, metavar="SECONDS", help="a request's headers and body must arrive within this, or 408 (default: %(default)s)")
     serve.add_argument("--idle-timeout", type=positive_seconds, default=DEFAULT_IDLE_TIMEOUT_SECONDS, metavar="SECONDS", help="close a connection with no request in progress after this (default: %(default)s)")
     serve.add_argument("--drain-timeout", type=positive_seconds, default=DEFAULT_DRAIN_TIMEOUT_SECONDS, metavar="SECONDS", help="on SIGTERM/Ctrl-C, requests in flight get this long to finish (default: %(default)s)")
+    serve.add_argument(
+        "--shutdown-delay", type=non_negative_seconds, default=0.0, metavar="SECONDS",
+        help="on SIGTERM/Ctrl-C, go on serving this long with /v2/health/ready false before the drain, so that load "
+        "balancers stop sending first (default: %(default)s)",
+    )
     serve.add_argument(
         "--workers", type=positive_integer, default=None,
         help="server processes sharing the port; each runs its own copy of the model (default: one per core)",
@@ -208,7 +222,7 @@ def run_serve(args):
     settings = AppSettings(
         onnx_path=str(args.onnx), verify=not args.no_verify, onnx_threads=args.threads, model_name=args.model_name,
         version=version, max_batch=args.max_batch, metrics=args.metrics,
-        limits=ServerLimits(args.max_body_bytes, args.request_timeout, args.idle_timeout, args.drain_timeout),
+        limits=ServerLimits(args.max_body_bytes, args.request_timeout, args.idle_timeout, args.drain_timeout, args.shutdown_delay),
         batching=BatchingOptions(args.batching, args.max_batch_rows),
     )
     workers = args.workers or available_cores()

@@ -26,14 +26,16 @@ import logging
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass
 
 import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from keras_dcgan.serving import json_codec
+from keras_dcgan.serving import json_codec, open_inference
 from keras_dcgan.serving.batching import ModelBatcher
+from keras_dcgan.serving.health import ServerHealth
 from keras_dcgan.serving.metrics import METRICS_PATH
 from keras_dcgan.serving.rest_api import PendingPrediction
 
@@ -46,6 +48,8 @@ class ServerLimits:
     request_timeout_seconds: float  # headers and body of one request must arrive within this
     idle_timeout_seconds: float  # a connection with no request in progress is closed after this
     drain_timeout_seconds: float  # on SIGTERM/SIGINT, requests in flight get this long to finish
+    # On SIGTERM/SIGINT, go on serving this long, not ready, before the drain: load balancers stop sending first.
+    shutdown_delay_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -176,10 +180,12 @@ class RestApp:
     the event loop.
     """
 
-    def __init__(self, api, limits, batching, threads=None):
+    def __init__(self, api, limits, batching, threads=None, health=None):
         self.api = api
         self.limits = limits
         self.metrics = api.metrics
+        self.health = ServerHealth() if health is None else health
+        self.open_inference = open_inference.OpenInferenceApi(api, self.health)
         model_threads = (os.cpu_count() or 1) if threads is None else threads
         self.batcher = ModelBatcher(api.run_model, model_threads, batching.max_rows, merge=batching.enabled)
 
@@ -204,8 +210,14 @@ class RestApp:
                 await self._send(send, *await self._answer(scope, body))
 
     async def _answer(self, scope, body):
-        # The path as sent: PredictionApi URL-decodes the model name itself, exactly once.
-        answer = self.api.begin(scope["method"], scope["raw_path"].decode("latin-1"), body)
+        # The path as sent: each API URL-decodes the model name itself, exactly once.
+        path = scope["raw_path"].decode("latin-1")
+        if open_inference.handles(path):
+            answer = self.open_inference.begin(scope["method"], path, scope["headers"], body)
+            if isinstance(answer, open_inference.PendingInfer):
+                answer = self.open_inference.finish(answer, await self.batcher.submit(answer.prediction))
+            return answer
+        answer = self.api.begin(scope["method"], path, body)
         if isinstance(answer, PendingPrediction):
             answer = self.api.finish(answer, await self.batcher.submit(answer))
         return self._http_answer(*answer)
@@ -245,13 +257,30 @@ class RestApp:
 
 
 class PredictionServer(uvicorn.Server):
-    """uvicorn's server, exiting normally after SIGTERM or SIGINT.
+    """uvicorn's server, not ready from the first SIGTERM or SIGINT on, and exiting normally after it.
 
     uvicorn re-raises the signal after its graceful shutdown (for process managers that look
-    at the signal); a service that drained cleanly exits 0 instead.
+    at the signal); a service that drained cleanly exits 0 instead. With a shutdown delay it
+    serves on (readiness false) for that long before the drain begins; a second Ctrl-C stops at once.
     """
 
     drained = False
+
+    def __init__(self, config, health, shutdown_delay_seconds=0.0):
+        super().__init__(config)
+        self.health = health
+        self.shutdown_delay_seconds = shutdown_delay_seconds
+        self._drain_at = None
+
+    def handle_exit(self, sig, frame):
+        if self._drain_at is None:
+            self.health.begin_drain()
+            self._drain_at = time.monotonic() + self.shutdown_delay_seconds
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter):
+        should_exit = await super().on_tick(counter)
+        return should_exit and (self.force_exit or self._drain_at is None or time.monotonic() >= self._drain_at)
 
     async def shutdown(self, sockets=None):
         await super().shutdown(sockets)
@@ -292,6 +321,7 @@ class AppSettings:
     metrics: bool
     limits: ServerLimits
     batching: BatchingOptions
+    health_state_file: str | None = None  # the supervisor's word on readiness (health.py), for worker processes
 
 
 def build_app(settings, session=None, worker=False):
@@ -311,7 +341,7 @@ def build_app(settings, session=None, worker=False):
 
         metrics = PredictionMetrics(settings.model_name, settings.version, shared=worker)
     api = PredictionApi(session, settings.model_name, settings.version, settings.max_batch, metrics)
-    return RestApp(api, settings.limits, settings.batching, threads=0 if worker else None)
+    return RestApp(api, settings.limits, settings.batching, threads=0 if worker else None, health=ServerHealth(settings.health_state_file))
 
 
 def uvicorn_config(app, limits, access_log, **options):
@@ -338,7 +368,7 @@ def serve(app, sock, on_ready=None, access_log=False):
     Returns True if every request finished within the drain timeout.
     """
     configure_logging(access_log)
-    server = PredictionServer(uvicorn_config(app, app.limits, access_log))
+    server = PredictionServer(uvicorn_config(app, app.limits, access_log), app.health, app.limits.shutdown_delay_seconds)
     if on_ready is not None:
         on_ready(url_of(sock))
     try:
