@@ -97,7 +97,7 @@ def test_json_infers_of_latents_seeds_and_digits_draw_what_the_session_draws(v2,
         np.testing.assert_array_equal(np.asarray(output[0]["data"], np.float32).reshape(expected.shape), expected)
     assert json.loads(answer(v2, "POST", INFER, cases[0][0])[2])["id"] == "req-7"
     nested = infer_body(tensor("latent", [3, LATENT_DIM], "FP32", latents.tolist()))  # nested lists, as Triton also takes
-    np.testing.assert_array_equal(np.asarray(json.loads(answer(v2, "POST", INFER, nested)[2])["outputs"][0]["data"]), cases[0][1].reshape(-1))
+    np.testing.assert_array_equal(np.asarray(json.loads(answer(v2, "POST", INFER, nested)[2])["outputs"][0]["data"], np.float32), cases[0][1].reshape(-1))
 
 
 def binary_request(arrays, outputs=None):
