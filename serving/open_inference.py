@@ -44,12 +44,21 @@ OUTPUT_NAME = "images"
 DATATYPES = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8")}
 MAX_RANK = 8
 MODEL_ROUTE = re.compile(r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/ready|/infer)?")
+INFER_LABEL = "v2/infer"  # the metrics' signature label of infers
 ROUTES_HINT = "/v2, /v2/health/live, /v2/health/ready, /v2/models/NAME[/versions/V][/ready | /infer]"
 
 
 def handles(path):
     """Whether `path` (the request target) belongs to this protocol rather than to TF Serving's API."""
     return path == "/v2" or path.startswith(("/v2/", "/v2?"))
+
+
+class MethodNotAllowed(ApiError):
+    """405, with the method the route takes (for the Allow header)."""
+
+    def __init__(self, method, allowed):
+        super().__init__(405, f"method {method} is not allowed here; use {allowed}")
+        self.allowed = allowed if allowed == "POST" else "GET, HEAD"
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,8 @@ class OpenInferenceApi:
         path = path.split("?", 1)[0]
         try:
             answer = self._route(method, path, dict(headers), body, started)
+        except MethodNotAllowed as error:
+            answer = error.status, {"error": error.message}, [(b"allow", error.allowed.encode())]
         except ApiError as error:
             answer = error.status, {"error": error.message}
         if isinstance(answer, PendingInfer):
@@ -106,7 +117,7 @@ class OpenInferenceApi:
         try:
             images = servable.session.check_images(images)
         except InputError as error:
-            return self._respond("v2/infer", prediction.started, 400, {"error": str(error)})
+            return self._respond(INFER_LABEL, prediction.started, 400, {"error": str(error)})
         images = np.ascontiguousarray(images, dtype=DATATYPES["FP32"])
         output = {"name": OUTPUT_NAME, "datatype": "FP32", "shape": list(images.shape)}
         header = {"model_name": servable.name, "model_version": str(servable.version), "outputs": [output]}
@@ -114,11 +125,11 @@ class OpenInferenceApi:
             header["id"] = pending.request_id
         if not pending.binary_output:
             output["data"] = images.reshape(-1)
-            return self._respond("v2/infer", prediction.started, 200, header)
+            return self._respond(INFER_LABEL, prediction.started, 200, header)
         data = images.tobytes()
         output["parameters"] = {"binary_data_size": len(data)}
         head = json_codec.encode(header)
-        self._observe("v2/infer", prediction.started, 200)
+        self._observe(INFER_LABEL, prediction.started, 200)
         return 200, _headers(b"application/octet-stream", len(head) + len(data), [(HEADER_LENGTH, str(len(head)).encode())]), head + data
 
     def _respond(self, route, started, status, payload, extra_headers=()):
@@ -201,7 +212,7 @@ class OpenInferenceApi:
             latents = servable.session.check_latents(self._latents(servable.session, tensors))
         except InputError as error:
             raise ApiError(400, str(error)) from error
-        prediction = PendingPrediction("v2/infer", latents, row_format=False, started=started)
+        prediction = PendingPrediction(INFER_LABEL, latents, row_format=False, started=started)
         return PendingInfer(prediction, servable, request_id, binary_output)
 
     def _read_inputs(self, inputs, binary, specs):
@@ -267,7 +278,7 @@ def _route_label(path):
     match = MODEL_ROUTE.fullmatch(path)
     if match is None:
         return ""
-    return {"/ready": "v2/model_ready", "/infer": "v2/infer", None: "v2/model_metadata"}[match["action"]]
+    return {"/ready": "v2/model_ready", "/infer": INFER_LABEL, None: "v2/model_metadata"}[match["action"]]
 
 
 def _alternatives(specs):
@@ -277,7 +288,7 @@ def _alternatives(specs):
 
 def _allow(method, allowed):
     if method != allowed and not (allowed == "GET" and method == "HEAD"):
-        raise ApiError(405, f"method {method} is not allowed here; use {allowed}")
+        raise MethodNotAllowed(method, allowed)
 
 
 def _headers(content_type, length, extra=()):

@@ -1,10 +1,11 @@
-"""`keras-dcgan serve`: TF Serving's REST API (`rest_api.PredictionApi`) on uvicorn.
+"""`keras-dcgan serve`: TF Serving's REST API (`rest_api.PredictionApi`) and the Open Inference Protocol on uvicorn.
 
 Why uvicorn (docs/rest-server.md has the measurements): an asyncio event loop holds thousands
 of idle or slow connections for the cost of a socket each, and uvicorn with its httptools
 parser implements HTTP/1.1 framing (Content-Length, chunked bodies, HEAD, pipelining),
-keep-alive timeouts and graceful shutdown. The app is a bare ASGI callable: routing is
-`PredictionApi`'s own job, so no web framework sits in between.
+keep-alive timeouts and graceful shutdown. The app is a bare ASGI callable: routing is the
+APIs' own job (`PredictionApi` for TF Serving's, `open_inference.OpenInferenceApi` for the /v2
+paths), so no web framework sits in between.
 
 What uvicorn lacks, added here and nowhere else:
 - a deadline for a whole request (`RequestDeadlineProtocol`): its keep-alive timer restarts on

@@ -192,8 +192,9 @@ def test_binary_sizes_that_do_not_fit_the_shape_or_the_body_are_400(v2):
     ],
 )
 def test_unknown_models_versions_routes_and_methods(v2, method, path, status, message):
-    got_status, _, body = answer(v2, method, path)
+    got_status, headers, body = answer(v2, method, path)
     assert got_status == status and message in json.loads(body)["error"]
+    assert (b"allow" in headers) == (status == 405)
 
 
 def test_readiness_is_503_while_draining_and_liveness_stays(session):
