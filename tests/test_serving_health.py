@@ -5,14 +5,18 @@ count and time.
 """
 
 import json
+import os
 import signal
+import subprocess
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
-from test_serving_http import PREDICT, connect, predict_body, read_response, request_bytes
-from test_serving_support import free_port, start_keras_dcgan_serve
+from helpers import REPO_ROOT
+from test_serving_http import PREDICT, connect, predict_body, read_response, request_bytes, worker_pids
+from test_serving_support import free_port, start_keras_dcgan_serve, tf_free_cli
 
 READY = "/v2/health/ready"
 LIVE = "/v2/health/live"
@@ -102,3 +106,42 @@ def test_a_polling_client_sees_ready_go_false_before_the_server_stops_answering(
     assert after and all(status == 503 and "draining" in message for status, message in after), after
     assert any(route == LIVE and status == 200 and when is not None and when > 0.6 for when, route, status, _ in polls)
     assert polls[-1][2] is None  # at the end nothing answers: the server has gone
+
+
+def wait_for(condition, seconds, what):
+    """The first truthy value of `condition()`, polled for up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {seconds} s")
+        time.sleep(0.01)
+    return value
+
+
+@pytest.mark.slow
+def test_ready_waits_until_every_worker_has_loaded_the_model(exported_model):
+    """One worker held stopped before it loads: its peer serves, and answers not ready, until it is let go."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        tf_free_cli("serve", "--onnx", exported_model.onnx_path, "--port", port, "--workers", 2),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO_ROOT,
+    )
+    server = SimpleNamespace(process=process)
+    held = None
+    try:
+        held = wait_for(lambda: len(pids := worker_pids(server)) == 2 and pids[-1], 30, "two workers did not start")
+        os.kill(held, signal.SIGSTOP)  # spawned last: still importing onnxruntime
+        first = wait_for(lambda: (answer := probe(url, READY))[0] and answer, 60, "the other worker did not answer")
+        while_held = [probe(url, READY) for _ in range(10)]
+        live = probe(url, LIVE)
+        os.kill(held, signal.SIGCONT)
+        wait_for(lambda: probe(url, READY)[0] == 200, 60, "the server did not become ready once both workers loaded")
+    finally:
+        if held is not None:
+            os.kill(held, signal.SIGCONT)
+        process.send_signal(signal.SIGTERM)
+        process.wait(20)
+    assert first[0] == 503 and "loading" in first[1], first
+    assert all(status == 503 and "loading" in message for status, message in while_held), while_held
+    assert live == (200, "")
