@@ -76,9 +76,11 @@ def test_server_and_model_metadata_describe_the_inputs_and_the_output(v2, sessio
             "latent": ("FP32", [-1, LATENT_DIM]), "seeds": ("INT64", [-1]), "digits": ("INT64", [-1]),
         }
         assert metadata["outputs"] == [{"name": "images", "datatype": "FP32", "shape": [-1, *session.image_shape]}]
-    assert answer(v2, "GET", "/v2/health/live")[:1] == (200,) and json.loads(answer(v2, "GET", "/v2/health/live")[2]) == {"live": True}
-    assert json.loads(answer(v2, "GET", "/v2/health/ready")[2]) == {"ready": True}
-    assert json.loads(answer(v2, "GET", "/v2/models/dcgan/ready")[2]) == {"name": "dcgan", "ready": True}
+    for path, payload in [
+        ("/v2/health/live", {"live": True}), ("/v2/health/ready", {"ready": True}), ("/v2/models/dcgan/ready", {"name": "dcgan", "ready": True}),
+    ]:
+        status, _, body = answer(v2, "GET", path)
+        assert (status, json.loads(body)) == (200, payload)
 
 
 def test_json_infers_of_latents_seeds_and_digits_draw_what_the_session_draws(v2, session):
