@@ -50,7 +50,7 @@ ROUTES_HINT = "/v2, /v2/health/live, /v2/health/ready, /v2/models/NAME[/versions
 
 def handles(path):
     """Whether `path` (the request target) belongs to this protocol rather than to TF Serving's API."""
-    return path == "/v2" or path.startswith(("/v2/", "/v2?"))
+    return path == "/v2" or path.startswith("/v2/")
 
 
 class MethodNotAllowed(ApiError):
