@@ -47,6 +47,13 @@ def positive_seconds(text):
     return value
 
 
+def non_negative_seconds(text):
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, 0 or more, got {text}")
+    return value
+
+
 def port_number(text):
     value = int(text)
     if not 0 <= value <= 65535:
@@ -170,9 +177,11 @@ def add_serve_command(commands):
         description="Serve the ONNX file, or the version folders under --model-base-path, over the same REST API "
         "as TF Serving: GET /v1/models/NAME, GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict "
         "(signatures serving_default, generate_png, generate_from_seeds), each also at /versions/N and "
-        "/labels/LABEL. Stops cleanly on SIGTERM or Ctrl-C; with --model-base-path, SIGHUP re-reads "
-        "--model-config-file. docs/rest-server.md describes the limits and where the API differs from TF "
-        "Serving; docs/model-versions.md the version lifecycle.",
+        "/labels/LABEL, and over the Open Inference Protocol (KServe v2) on the same port: /v2/health/live, "
+        "/v2/health/ready, POST /v2/models/NAME[/versions/N]/infer. Stops cleanly on SIGTERM or Ctrl-C; with "
+        "--model-base-path, SIGHUP re-reads --model-config-file. docs/rest-server.md describes the limits and "
+        "where the API differs from TF Serving; docs/model-versions.md the version lifecycle; "
+        "docs/open-inference.md the v2 routes.",
     )
     model = serve.add_mutually_exclusive_group(required=True)
     model.add_argument("--onnx", metavar="FILE", help="serve this one exported generator.onnx (checked against manifest.json beside it)")
@@ -201,6 +210,11 @@ def add_serve_command(commands):
     serve.add_argument("--idle-timeout", type=positive_seconds, default=DEFAULT_IDLE_TIMEOUT_SECONDS, metavar="SECONDS", help="close a connection with no request in progress after this (default: %(default)s)")
     serve.add_argument("--drain-timeout", type=positive_seconds, default=DEFAULT_DRAIN_TIMEOUT_SECONDS, metavar="SECONDS", help="on SIGTERM/Ctrl-C, requests in flight get this long to finish (default: %(default)s)")
     serve.add_argument(
+        "--shutdown-delay", type=non_negative_seconds, default=0.0, metavar="SECONDS",
+        help="on SIGTERM/Ctrl-C, go on serving this long with /v2/health/ready false before the drain, so that load "
+        "balancers stop sending first (default: %(default)s)",
+    )
+    serve.add_argument(
         "--workers", type=positive_integer, default=None,
         help="server processes sharing the port; each runs its own copy of the model (default: one per core)",
     )
@@ -228,7 +242,7 @@ def run_serve(args):
     settings = AppSettings(
         onnx_path=args.onnx and str(args.onnx), verify=not args.no_verify, onnx_threads=args.threads, model_name=args.model_name,
         version=version, max_batch=args.max_batch, metrics=args.metrics,
-        limits=ServerLimits(args.max_body_bytes, args.request_timeout, args.idle_timeout, args.drain_timeout),
+        limits=ServerLimits(args.max_body_bytes, args.request_timeout, args.idle_timeout, args.drain_timeout, args.shutdown_delay),
         batching=BatchingOptions(args.batching, args.max_batch_rows),
         base_path=args.model_base_path, config_path=args.model_config_file, poll_seconds=args.file_system_poll_wait_seconds,
     )

@@ -1,10 +1,11 @@
-"""`keras-dcgan serve`: TF Serving's REST API (`rest_api.PredictionApi`) on uvicorn.
+"""`keras-dcgan serve`: TF Serving's REST API (`rest_api.PredictionApi`) and the Open Inference Protocol on uvicorn.
 
 Why uvicorn (docs/rest-server.md has the measurements): an asyncio event loop holds thousands
 of idle or slow connections for the cost of a socket each, and uvicorn with its httptools
 parser implements HTTP/1.1 framing (Content-Length, chunked bodies, HEAD, pipelining),
-keep-alive timeouts and graceful shutdown. The app is a bare ASGI callable: routing is
-`PredictionApi`'s own job, so no web framework sits in between.
+keep-alive timeouts and graceful shutdown. The app is a bare ASGI callable: routing is the
+APIs' own job (`PredictionApi` for TF Serving's, `open_inference.OpenInferenceApi` for the /v2
+paths), so no web framework sits in between.
 
 What uvicorn lacks, added here and nowhere else:
 - a deadline for a whole request (`RequestDeadlineProtocol`): its keep-alive timer restarts on
@@ -33,8 +34,9 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from keras_dcgan.serving import json_codec
+from keras_dcgan.serving import json_codec, open_inference
 from keras_dcgan.serving.batching import ModelBatcher
+from keras_dcgan.serving.health import ServerHealth
 from keras_dcgan.serving.metrics import METRICS_PATH
 from keras_dcgan.serving.rest_api import PendingPrediction
 
@@ -55,6 +57,8 @@ class ServerLimits:
     request_timeout_seconds: float  # headers and body of one request must arrive within this
     idle_timeout_seconds: float  # a connection with no request in progress is closed after this
     drain_timeout_seconds: float  # on SIGTERM/SIGINT, requests in flight get this long to finish
+    # On SIGTERM/SIGINT, go on serving this long, not ready, before the drain: load balancers stop sending first.
+    shutdown_delay_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -184,10 +188,12 @@ class RestApp:
     the event loop.
     """
 
-    def __init__(self, api, limits, batching, threads=None):
+    def __init__(self, api, limits, batching, threads=None, health=None):
         self.api = api
         self.limits = limits
         self.metrics = api.metrics
+        self.health = ServerHealth() if health is None else health
+        self.open_inference = open_inference.OpenInferenceApi(api, self.health)
         model_threads = (os.cpu_count() or 1) if threads is None else threads
         self.batcher = ModelBatcher(api.run_model, model_threads, batching.max_rows, merge=batching.enabled)
 
@@ -218,8 +224,19 @@ class RestApp:
             return await self._send(send, *await self._answer(scope, body))
 
     async def _answer(self, scope, body):
-        # The path as sent: PredictionApi URL-decodes the model name itself, exactly once.
-        answer = self.api.begin(scope["method"], scope["raw_path"].decode("latin-1"), body)
+        # The path as sent: each API URL-decodes the model name itself, exactly once.
+        path = scope["raw_path"].decode("latin-1")
+        if open_inference.handles(path):
+            answer = self.open_inference.begin(scope["method"], path, scope["headers"], body)
+            if isinstance(answer, open_inference.PendingInfer):
+                try:
+                    images = await self.batcher.submit(answer.prediction)
+                except BaseException:  # as for a predict: its version is not held
+                    self.api.abandon(answer.prediction)
+                    raise
+                answer = self.open_inference.finish(answer, images)
+            return answer
+        answer = self.api.begin(scope["method"], path, body)
         if isinstance(answer, PendingPrediction):
             try:
                 images = await self.batcher.submit(answer)
@@ -265,13 +282,30 @@ class RestApp:
 
 
 class PredictionServer(uvicorn.Server):
-    """uvicorn's server, exiting normally after SIGTERM or SIGINT.
+    """uvicorn's server, not ready from the first SIGTERM or SIGINT on, and exiting normally after it.
 
     uvicorn re-raises the signal after its graceful shutdown (for process managers that look
-    at the signal); a service that drained cleanly exits 0 instead.
+    at the signal); a service that drained cleanly exits 0 instead. With a shutdown delay it
+    serves on (readiness false) for that long before the drain begins; a second Ctrl-C stops at once.
     """
 
     drained = False
+
+    def __init__(self, config, health, shutdown_delay_seconds=0.0):
+        super().__init__(config)
+        self.health = health
+        self.shutdown_delay_seconds = shutdown_delay_seconds
+        self._drain_at = None
+
+    def handle_exit(self, sig, frame):
+        if self._drain_at is None:
+            self.health.begin_drain()
+            self._drain_at = time.monotonic() + self.shutdown_delay_seconds
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter):
+        should_exit = await super().on_tick(counter)
+        return should_exit and (self.force_exit or self._drain_at is None or time.monotonic() >= self._drain_at)
 
     async def shutdown(self, sockets=None):
         await super().shutdown(sockets)
@@ -325,6 +359,7 @@ class AppSettings:
     @property
     def model_source(self):
         return self.base_path or self.onnx_path
+    health_state_file: str | None = None  # the supervisor's word on readiness (health.py), for worker processes
 
 
 def open_models(settings, session=None):
@@ -373,7 +408,7 @@ def build_app(settings, models=None, worker=False):
         signal.signal(signal.SIGHUP, lambda *_: watcher.request_reload())
         watcher.start(settings.poll_seconds)
     api = PredictionApi(repository, settings.max_batch, metrics)
-    return RestApp(api, settings.limits, settings.batching, threads=0 if worker else None)
+    return RestApp(api, settings.limits, settings.batching, threads=0 if worker else None, health=ServerHealth(settings.health_state_file))
 
 
 def uvicorn_config(app, limits, **options):
@@ -400,7 +435,7 @@ def serve(app, sock, on_ready=None, access_log=False):
     Returns True if every request finished within the drain timeout.
     """
     configure_logging(access_log)
-    server = PredictionServer(uvicorn_config(app, app.limits))
+    server = PredictionServer(uvicorn_config(app, app.limits), app.health, app.limits.shutdown_delay_seconds)
     if on_ready is not None:
         on_ready(url_of(sock))
     try:

@@ -14,16 +14,19 @@ worker is a fresh interpreter (spawned, not forked) that loads its own onnxrunti
 from `AppSettings` (and, from a base path, polls the version folders on its own).
 """
 
+import dataclasses
 import functools
 import logging
 import os
 import signal
 import sys
 import tempfile
+import threading
 
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
+from keras_dcgan.serving import health
 from keras_dcgan.serving.metrics import SHARED_FOLDER_VARIABLE
 from keras_dcgan.serving.server import LOGGER_NAME, build_app, configure_logging, url_of, uvicorn_config
 
@@ -36,10 +39,20 @@ def worker_app(settings, access_log):
     """Run in each worker process: its logging, then its own app (a worker that cannot build one stops the server)."""
     configure_logging(access_log)
     try:
-        return build_app(settings, worker=True)
+        app = build_app(settings, worker=True)
     except Exception as error:  # the parent loaded this model already: anything here is the worker's own failure
         logging.getLogger(LOGGER_NAME).error("worker process %d could not load %s: %s", os.getpid(), settings.model_source, error)
         sys.exit(STARTUP_FAILURE)
+    # Built while uvicorn's stop handler is installed: a worker told to stop (SIGHUP retires the old
+    # ones) is not ready from then on, while it drains and its peers serve.
+    stop = signal.getsignal(signal.SIGTERM)
+
+    def drain(sig, frame):
+        app.health.begin_drain()
+        stop(sig, frame)
+
+    signal.signal(signal.SIGTERM, drain)
+    return app
 
 
 class WorkerSupervisor(Multiprocess):
@@ -47,22 +60,40 @@ class WorkerSupervisor(Multiprocess):
 
     A worker that cannot load the model (a file changed since the server started) stops the server
     if it was a first start or a restart after a crash; on SIGHUP, uvicorn instead keeps the old
-    worker serving.
+    worker serving. The supervisor alone knows when every worker serves and when the drain
+    begins: it tells the workers through `state_file` (health.py), which their readiness reads.
     """
 
-    def __init__(self, config, sockets, on_ready, reload_on_hup=False):
+    def __init__(self, config, sockets, on_ready, state_file, shutdown_delay_seconds=0.0, reload_on_hup=False):
         super().__init__(config, sockets)
         self.on_ready = on_ready
         self.reload_on_hup = reload_on_hup  # SIGHUP re-reads the model config in each worker instead of replacing it
         self.failed_to_start = False
+        self.state_file = state_file
+        self.shutdown_delay_seconds = shutdown_delay_seconds
+        self._stopping = False
+        health.write_state(state_file, health.STARTING)
         # uvicorn queues signals and looks at them only on its periodic tick: until then a worker would still answer
         # a request that arrives as an ordinary keep-alive one, not with `Connection: close`.
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(stop_signal, lambda *_: self.should_exit.set())
+            signal.signal(stop_signal, lambda *_: self.stop())
+
+    def stop(self):
+        """Not ready at once; the workers drain after the shutdown delay (at once on a second signal)."""
+        if self._stopping or not self.shutdown_delay_seconds:
+            self.should_exit.set()
+        else:
+            timer = threading.Timer(self.shutdown_delay_seconds, self.should_exit.set)
+            timer.daemon = True
+            timer.start()
+        self._stopping = True
+        health.write_state(self.state_file, health.DRAINING)
 
     def init_processes(self):
         super().init_processes()
         if all(process.wait_until_ready(WORKER_START_TIMEOUT_SECONDS) for process in self.processes):
+            if not self._stopping:
+                health.write_state(self.state_file, health.READY)
             self.on_ready()
         else:
             self.failed_to_start = True
@@ -87,14 +118,21 @@ def serve_workers(settings, workers, sock, on_ready, access_log=False):
     Raises ValueError if a worker could not start (its reason is in the log).
     """
     configure_logging(access_log)
-    with tempfile.TemporaryDirectory(prefix="keras-dcgan-metrics-") as metrics_folder:
+    with tempfile.TemporaryDirectory(prefix="keras-dcgan-metrics-") as metrics_folder, tempfile.TemporaryDirectory(
+        prefix="keras-dcgan-health-"
+    ) as health_folder:
         if settings.metrics:
             os.environ[SHARED_FOLDER_VARIABLE] = metrics_folder  # inherited by the workers, read as they import prometheus_client
+        state_file = os.path.join(health_folder, "state")
+        settings = dataclasses.replace(settings, health_state_file=state_file)
         config = uvicorn_config(
             functools.partial(worker_app, settings, access_log), settings.limits, factory=True, workers=workers,
             timeout_worker_healthcheck=WORKER_START_TIMEOUT_SECONDS,
         )
-        supervisor = WorkerSupervisor(config, [sock], lambda: on_ready(url_of(sock)), reload_on_hup=settings.base_path is not None)
+        supervisor = WorkerSupervisor(
+            config, [sock], lambda: on_ready(url_of(sock)), state_file, settings.limits.shutdown_delay_seconds,
+            reload_on_hup=settings.base_path is not None,
+        )
         supervisor.run()
     if supervisor.failed_to_start:
         raise ValueError(f"a worker process could not start serving {settings.model_source}; its error is logged above")
