@@ -4,7 +4,9 @@
 - a run dir: its final generator, or with `epoch` the generator of that epoch's checkpoint
   (`RunDir.load_generator`);
 - an ONNX file (`latent` float32 [batch, latent_dim] -> `images` [batch, 28, 28, 1] in [0, 1]),
-  run by onnxruntime;
+  opened by the serving side's `GeneratorSession`, so that `evaluate` and `latent-walk` check it
+  against its manifest (size, SHA-256, shapes) as `generate` and `serve` do; `verify=False`
+  (their --no-verify) runs a file without one, unchecked;
 - a SavedModel folder (signature serving_default: `latent` -> `images` in [0, 1]).
 Every one becomes a `Generator`: `generate(latents)` returns float32 images in [0, 1], and
 `digit_categories` says whether it takes digits (keras_dcgan/digits.py): a run whose code
@@ -19,9 +21,9 @@ import numpy as np
 
 from keras_dcgan.image_range import to_unit_range
 from keras_dcgan.run_dir import CONFIG_FILE, RunDir
-from keras_dcgan.serving.manifest import ManifestError, read_manifest
+from keras_dcgan.serving.manifest import MANIFEST_NAME, ManifestError, read_manifest
 
-MANIFEST_FILE = "manifest.json"
+EXPORTED_FILE_SUFFIXES = (".onnx",)
 
 
 class GeneratorSourceError(ValueError):
@@ -49,20 +51,26 @@ class Generator:
         return images
 
 
-def open_generator(path, epoch=None):
+def open_generator(path, epoch=None, verify=True):
     path = os.fspath(path)
     run = RunDir(path)
     if os.path.isdir(path) and run.is_run():
         return _open_run(run, epoch)
     if epoch is not None:
         raise GeneratorSourceError(f"--epoch applies to run dirs only; {path} is not one (no {CONFIG_FILE})")
-    if os.path.isfile(path) and path.endswith(".onnx"):
-        return _open_onnx(path)
+    if is_exported_file(path):
+        return _open_onnx(path, verify)
     if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
         return _open_saved_model(path)
     raise GeneratorSourceError(
         f"{path}: not a run dir (no {CONFIG_FILE}), an .onnx file or a SavedModel folder (no saved_model.pb)"
     )
+
+
+def is_exported_file(path):
+    """An exported file the serving side runs without TensorFlow (as opposed to a run dir or a SavedModel)."""
+    path = os.fspath(path)
+    return os.path.isfile(path) and path.endswith(EXPORTED_FILE_SUFFIXES)
 
 
 def _open_run(run, epoch):
@@ -80,35 +88,30 @@ def _open_run(run, epoch):
     return Generator(description, config.latent_dim, generate_batch, {"dataset": config.dataset}, digit_categories)
 
 
+def _recorded_data(manifest):
+    """The training data an export's manifest records: {"dataset": its TFDS name}, or {}."""
+    config = (manifest.get("source") or {}).get("config") or {}
+    return {"dataset": config["dataset"]} if "dataset" in config else {}
+
+
 def _manifest_data(folder):
-    """(training data, latent_dim, digit categories) recorded in an export's manifest.json, if there is one."""
-    path = os.path.join(folder, MANIFEST_FILE)
+    """(training data, digit categories) recorded in the manifest.json of a SavedModel folder, if there is one."""
+    path = os.path.join(folder, MANIFEST_NAME)
     if not os.path.exists(path):
-        return {}, None, 0
+        return {}, 0
     try:
         manifest = read_manifest(path)
     except ManifestError as error:
         raise GeneratorSourceError(str(error)) from error
-    config = (manifest.get("source") or {}).get("config") or {}
-    data = {"dataset": config["dataset"]} if "dataset" in config else {}
-    return data, manifest.get("latent_dim"), int((manifest.get("digits") or {}).get("categories", 0))
+    return _recorded_data(manifest), int((manifest.get("digits") or {}).get("categories", 0))
 
 
-def _open_onnx(path):
-    from keras_dcgan.serving.onnx_session import open_session
+def _open_onnx(path, verify):
+    from keras_dcgan.serving.session import GeneratorSession
 
-    session = open_session(path)
-    model_input = session.get_inputs()[0]
-    data, manifest_latent_dim, digit_categories = _manifest_data(os.path.dirname(os.path.abspath(path)))
-    latent_dim = model_input.shape[1] if isinstance(model_input.shape[1], int) else manifest_latent_dim
-    if not isinstance(latent_dim, int):
-        raise GeneratorSourceError(f"{path}: latent size unknown (input shape {model_input.shape}, no manifest.json)")
-    output_name = session.get_outputs()[0].name
-
-    def generate_batch(latents):
-        return session.run([output_name], {model_input.name: latents})[0]
-
-    return Generator(f"{path} (onnxruntime)", latent_dim, generate_batch, data, digit_categories)
+    session = GeneratorSession(path, verify=verify)
+    data = _recorded_data(session.manifest) if session.manifest else {}
+    return Generator(f"{path} (onnxruntime)", session.latent_dim, session.generate, data, session.digit_categories)
 
 
 def _open_saved_model(folder):
@@ -123,9 +126,9 @@ def _open_saved_model(folder):
         raise GeneratorSourceError(f"{folder}: serving_default takes {', '.join(inputs)}, expected `latent`")
     latent_dim = inputs["latent"].shape[1]
     # An export root holds <model>/<version>/ with manifest.json beside the version folders or in them.
-    data, _, digit_categories = _manifest_data(folder)
+    data, digit_categories = _manifest_data(folder)
     if not data:
-        data, _, digit_categories = _manifest_data(os.path.dirname(os.path.abspath(folder)))
+        data, digit_categories = _manifest_data(os.path.dirname(os.path.abspath(folder)))
 
     def generate_batch(latents):
         return serve(latent=tf.constant(latents))["images"].numpy()
