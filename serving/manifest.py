@@ -53,9 +53,13 @@ def read_manifest(path):
     """The manifest as a dict; ManifestError naming the file and the missing key if it is not one."""
     path = pathlib.Path(path)
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise ManifestError(f"cannot read manifest {path}: {error}") from error
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"cannot read manifest {path}: it is not UTF-8 text ({error.reason} at byte {error.start})") from error
+    except RecursionError:  # the standard parser recurses once per nesting level
+        raise ManifestError(f"cannot read manifest {path}: its JSON is nested too deeply to be a manifest") from None
     if not isinstance(manifest, dict):
         raise ManifestError(f"manifest {path} must hold a JSON object, got {type(manifest).__name__}")
     missing = [key for key in REQUIRED_KEYS if key not in manifest]
