@@ -62,7 +62,7 @@ def read_idx(path, expected_dims=None):
         )
     try:
         return np.frombuffer(content, dtype=np.uint8, offset=header_size).reshape(shape)
-    except ValueError as error:  # an empty shape whose other dimensions overflow numpy's size, e.g. (0, 2**31, 2**31)
+    except ValueError as error:  # an empty shape whose other dimensions overflow numpy's size, e.g. (0, 2**32 - 1, 2**32 - 1)
         raise IdxFormatError(f"{path}: the header declares shape {shape}, which numpy cannot hold ({error})") from None
 
 
