@@ -5,11 +5,11 @@ import os
 
 from keras_dcgan.export.digit_input import DEFAULT_DIGIT_SAMPLES
 from keras_dcgan.flag_types import integer_flag
-from keras_dcgan.latents import MAX_SEED
 from keras_dcgan.output_paths import check_output_folder
 
 DEFAULT_EXPORT_ROOT = "exports"
 DEFAULT_NAME = "dcgan"
+MAX_DIGIT_SAMPLES = 100_000  # generated and scored in one batch: 100,000 images are ~300 MB of float32 pixels
 
 
 def run_export(args):
@@ -58,9 +58,10 @@ def add_export_command(commands):
         help="folder of IDX files of the run's dataset, to score a digit input (default: TFDS)",
     )
     export.add_argument(
-        "--digit-samples", type=integer_flag(1, MAX_SEED + 1), default=DEFAULT_DIGIT_SAMPLES, metavar="N",
+        "--digit-samples", type=integer_flag(1, MAX_DIGIT_SAMPLES, " samples (they are scored in one batch)"),
+        default=DEFAULT_DIGIT_SAMPLES, metavar="N",
         help="seeded samples the evaluation classifier scores to record how often a generator that takes digits "
-        "draws the digit asked (default: %(default)s)",
+        f"draws the digit asked, at most {MAX_DIGIT_SAMPLES:,} (default: %(default)s)",
     )
     export.add_argument(
         "--cache-dir", default=None,

@@ -42,7 +42,7 @@ CASES = {
     "export --version huge": (["export", "runs/none", "--version", HUGE], "argument --version: must be in [1, 9,223,372,036,854,775,807], got 99,999,999,999,999,999,999"),
     "export --version negative": (["export", "runs/none", "--version", "-1"], "argument --version: must be at least 1, got -1"),
     "export --epoch word": (["export", "runs/none", "--epoch", "x"], "argument --epoch: must be an integer, got 'x'"),
-    "export --digit-samples huge": (["export", "runs/none", "--digit-samples", HUGE], "argument --digit-samples: must be in [1, 2,147,483,648], got 99,999,999,999,999,999,999"),
+    "export --digit-samples huge": (["export", "runs/none", "--digit-samples", HUGE], "argument --digit-samples: at most 100,000 samples (they are scored in one batch), got 99,999,999,999,999,999,999"),
     "export --digit-samples zero": (["export", "runs/none", "--digit-samples", "0"], "argument --digit-samples: must be at least 1, got 0"),
 }
 

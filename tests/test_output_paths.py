@@ -78,6 +78,13 @@ def test_fit_refuses_a_run_dir_under_proc_at_once(tmp_path):
     assert_one_line_error(completed, "fit", "--run-dir /proc/x cannot be written: no file can be created in /proc (No such file or directory)")
 
 
+@needs_proc
+def test_export_refuses_an_export_root_under_proc_before_loading_the_run(tmp_path):
+    completed = run_cli("export", tmp_path / "no-run", "--out", "/proc/e")
+    message = "--out /proc/e/dcgan cannot be written: no file can be created in /proc (No such file or directory)"
+    assert_one_line_error(completed, "export", message)  # not the missing run dir: the export root is checked first
+
+
 @pytest.mark.slow
 def test_generate_keeps_an_existing_grid_and_existing_pngs_unless_forced(exported_model, tmp_path):
     onnx = exported_model.onnx_path

@@ -1,6 +1,6 @@
 """One interface over the three things `evaluate` and the latent walk can read.
 
-`open_generator(path, epoch=None)` accepts
+`open_generator(path, epoch=None, verify=True)` accepts
 - a run dir: its final generator, or with `epoch` the generator of that epoch's checkpoint
   (`RunDir.load_generator`);
 - an ONNX file (`latent` float32 [batch, latent_dim] -> `images` [batch, 28, 28, 1] in [0, 1]),
