@@ -1,14 +1,19 @@
 """`keras-dcgan export RUN_DIR`: the CLI face of `export_generator`."""
 
 import logging
+import os
 
 from keras_dcgan.export.digit_input import DEFAULT_DIGIT_SAMPLES
+from keras_dcgan.flag_types import integer_flag
+from keras_dcgan.output_paths import check_output_folder
 
 DEFAULT_EXPORT_ROOT = "exports"
 DEFAULT_NAME = "dcgan"
+MAX_DIGIT_SAMPLES = 100_000  # generated and scored in one batch: 100,000 images are ~300 MB of float32 pixels
 
 
 def run_export(args):
+    check_output_folder(os.path.join(args.out, args.name), "--out")  # before the generator is loaded and converted
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # its INFO lines drown the result
     from keras_dcgan.export.exporter import export_generator
 
@@ -42,8 +47,8 @@ def add_export_command(commands):
     export.add_argument("run_dir", metavar="RUN_DIR", help="a keras-dcgan fit run dir")
     export.add_argument("--out", default=DEFAULT_EXPORT_ROOT, metavar="EXPORT_ROOT", help="export root (default: %(default)s)")
     export.add_argument("--name", default=DEFAULT_NAME, help="model name, the folder TF Serving serves (default: %(default)s)")
-    export.add_argument("--version", type=int, default=None, help="version number (default: the next free one); never overwritten")
-    export.add_argument("--epoch", type=int, default=None, help="export the checkpoint of this epoch instead of generator.keras")
+    export.add_argument("--version", type=integer_flag(1), default=None, help="version number (default: the next free one); never overwritten")
+    export.add_argument("--epoch", type=integer_flag(1), default=None, help="export the checkpoint of this epoch instead of generator.keras")
     export.add_argument(
         "--edge-variants", action="store_true",
         help="also write generator.float16.onnx and generator.int8.onnx (smaller; docs/export.md has their accuracy)",
@@ -53,9 +58,10 @@ def add_export_command(commands):
         help="folder of IDX files of the run's dataset, to score a digit input (default: TFDS)",
     )
     export.add_argument(
-        "--digit-samples", type=int, default=DEFAULT_DIGIT_SAMPLES, metavar="N",
+        "--digit-samples", type=integer_flag(1, MAX_DIGIT_SAMPLES, " samples (they are scored in one batch)"),
+        default=DEFAULT_DIGIT_SAMPLES, metavar="N",
         help="seeded samples the evaluation classifier scores to record how often a generator that takes digits "
-        "draws the digit asked (default: %(default)s)",
+        f"draws the digit asked, at most {MAX_DIGIT_SAMPLES:,} (default: %(default)s)",
     )
     export.add_argument(
         "--cache-dir", default=None,

@@ -15,10 +15,12 @@ import threading
 from keras_dcgan import __version__
 from keras_dcgan.config import RunOptions, TrainConfig
 from keras_dcgan.evaluation.command import add_evaluate_command
+from keras_dcgan.evaluation.generators import is_exported_file
 from keras_dcgan.latent_walk import add_latent_walk_command
 from keras_dcgan.run_dir import RunDir
 from keras_dcgan.export.command import add_export_command
 from keras_dcgan.serving.command import add_generate_command, add_serve_command
+from keras_dcgan.train_extra import INSTALL_TRAIN_EXTRA, TRAIN_EXTRA_MODULES, missing_train_extra_message, missing_train_packages
 
 
 def _flag(name):
@@ -122,12 +124,6 @@ def build_parser():
     return parser
 
 
-# What the base install leaves out: these come with `pip install "keras-dcgan[train]"`.
-TRAIN_EXTRA_MODULES = {
-    "tensorflow", "keras", "tensorboard", "tensorflow_datasets", "importlib_resources", "matplotlib",
-    "tf2onnx", "onnx", "onnxconverter_common",
-}
-
 # TensorFlow's C++ start-up lines: absl's notice that logging is not initialised yet, and
 # INFO/WARNING lines printed before TF_CPP_MIN_LOG_LEVEL takes effect (it cannot hide them).
 STARTUP_NOISE = re.compile(rb"WARNING: All log messages before absl::InitializeLog\(\) is called|[IW]\d{4} [\d:.]+ +\d+ \S+:\d+\] ")
@@ -176,13 +172,25 @@ def missing_train_extra(error):
     """The one-line error for a ModuleNotFoundError that `keras-dcgan[train]` would fix, else None."""
     if (error.name or "").partition(".")[0] not in TRAIN_EXTRA_MODULES:
         return None
-    return f"this command needs {error.name}, which comes with the training extra: pip install \"keras-dcgan[train]\""
+    return f"this command needs {error.name}, which comes with the training extra: {INSTALL_TRAIN_EXTRA}"
+
+
+def needs_train_extra(args):
+    """Whether the command imports TensorFlow: every one but generate, serve and a latent walk of an exported file."""
+    if args.command == "latent-walk":
+        return not is_exported_file(args.source)
+    return args.command in ("fit", "evaluate", "export")
 
 
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
     parser = build_parser()
     args = parser.parse_args(argv)
+    if needs_train_extra(args):
+        missing = missing_train_packages()
+        if missing:
+            print(f"keras-dcgan {args.command}: error: {missing_train_extra_message(missing)}", file=sys.stderr)
+            return 2
     try:
         if args.command in ("export", "evaluate"):
             start_tensorflow_quietly()

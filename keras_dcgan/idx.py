@@ -7,6 +7,7 @@ Only numpy and the standard library are used, so the serving side can read IDX t
 """
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -52,14 +53,17 @@ def read_idx(path, expected_dims=None):
     if len(content) < header_size:
         raise IdxFormatError(f"{path}: truncated inside the header ({len(content)} of {header_size} bytes)")
     shape = struct.unpack(f">{dims}I", content[4:header_size])
-    expected_size = header_size + int(np.prod(shape, dtype=np.int64))
+    expected_size = header_size + math.prod(shape)  # Python integers: numpy's int64 product wraps for large shapes
     if len(content) != expected_size:
         problem = "truncated" if len(content) < expected_size else "has trailing bytes"
         raise IdxFormatError(
             f"{path}: {problem}: the header declares shape {shape} = {expected_size} bytes, "
             f"the file holds {len(content)}"
         )
-    return np.frombuffer(content, dtype=np.uint8, offset=header_size).reshape(shape)
+    try:
+        return np.frombuffer(content, dtype=np.uint8, offset=header_size).reshape(shape)
+    except ValueError as error:  # an empty shape whose other dimensions overflow numpy's size, e.g. (0, 2**32 - 1, 2**32 - 1)
+        raise IdxFormatError(f"{path}: the header declares shape {shape}, which numpy cannot hold ({error})") from None
 
 
 def write_idx(path, array):

@@ -15,7 +15,9 @@ import sys
 import numpy as np
 
 from keras_dcgan import image_grid
-from keras_dcgan.latents import latents_from_seeds
+from keras_dcgan.flag_types import integer_flag
+from keras_dcgan.latents import MAX_SEED, latents_from_seeds
+from keras_dcgan.output_paths import check_output_files, make_parent_folder
 
 # Every frame is held in memory and encoded into one GIF at 4x scale: the cap bounds that memory
 # and lies well beyond the length of a walk worth watching.
@@ -65,19 +67,43 @@ def write_walk(images, steps_per_segment, gif_path, strip_path=None, scale=4, fr
         image_grid.write_png(strip_path, image_grid.tile(pixels, columns=steps_per_segment))
 
 
+def parse_seeds(text):
+    """--seeds as a list of seeds, or ValueError naming the flag and the valid range."""
+    try:
+        seeds = [int(seed) for seed in text.split(",") if seed.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be integers separated by commas, got {text!r}") from None
+    invalid = [seed for seed in seeds if not 0 <= seed <= MAX_SEED]
+    if invalid:
+        raise ValueError(f"--seeds must be integers in [0, {MAX_SEED}], got {invalid[0]}")
+    return seeds
+
+
+def check_walk_outputs(args):
+    """The strip's path, once the GIF's and the strip's can be written (before any work: nothing is lost)."""
+    strip = args.strip or f"{os.path.splitext(args.output)[0]}.png"
+    if os.path.abspath(strip) == os.path.abspath(args.output):
+        raise ValueError(f"--strip {strip} is the --output file itself: give the GIF a .gif name, or pass another --strip")
+    check_output_files([args.output], "--output", args.force)
+    check_output_files([strip], "--strip", args.force)
+    return strip
+
+
 def run_latent_walk(args):
     from keras_dcgan.evaluation.generators import open_generator
 
-    try:
-        seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
-    except ValueError:
-        raise ValueError(f"--seeds must be integers separated by commas, got {args.seeds!r}") from None
+    seeds = parse_seeds(args.seeds)
     check_walk(seeds, args.steps)  # before the generator is loaded
-    generator = open_generator(args.source, args.epoch)
+    strip = check_walk_outputs(args)
+    generator = open_generator(args.source, args.epoch, verify=not args.no_verify)
     latents = walk_latents(seeds, generator.latent_dim, args.steps, spherical=not args.linear)
     images = generator.generate(latents)
-    strip = args.strip or f"{os.path.splitext(args.output)[0]}.png"
-    write_walk(images, args.steps, args.output, strip)
+    try:
+        for path in (args.output, strip):
+            make_parent_folder(path)
+        write_walk(images, args.steps, args.output, strip)
+    except OSError as error:
+        raise ValueError(f"cannot write {error.filename or args.output}: {error.strerror or error}") from error
     print(f"Latent walk through seeds {seeds} ({len(images)} frames) from {generator.description}: {args.output}, {strip}",
           file=sys.stderr)
     return 0
@@ -92,8 +118,10 @@ def add_latent_walk_command(commands):
     walk.add_argument("source", help="run dir, .onnx file, or SavedModel folder")
     walk.add_argument("--seeds", default="0,1,2,3", help="comma-separated latent seeds to visit in order (default: %(default)s)")
     walk.add_argument("--steps", type=int, default=16, help=f"frames from one seed to the next; seeds x steps at most {MAX_FRAMES} (default: %(default)s)")
-    walk.add_argument("--epoch", type=int, default=None, help="use checkpoints/epoch-N of a run dir")
+    walk.add_argument("--epoch", type=integer_flag(1), default=None, help="use checkpoints/epoch-N of a run dir")
     walk.add_argument("--linear", action="store_true", help="straight lines between latents instead of great circles")
     walk.add_argument("--output", default="latent_walk.gif", help="GIF to write (default: %(default)s)")
     walk.add_argument("--strip", default=None, help="PNG strip to write (default: the GIF's name with .png)")
+    walk.add_argument("--force", action="store_true", help="overwrite --output and --strip if they exist (without it, that is an error)")
+    walk.add_argument("--no-verify", action="store_true", help="walk an .onnx file that has no manifest.json beside it, unchecked")
     walk.set_defaults(handler=run_latent_walk)

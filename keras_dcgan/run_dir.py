@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from keras_dcgan import atomic_write
 from keras_dcgan.config import TrainConfig
+from keras_dcgan.output_paths import OutputPathError, check_output_folder
 
 CONFIG_FILE = "config.json"
 GENERATOR_FILE = "generator.keras"
@@ -78,15 +79,10 @@ class RunDir:
         Checked before any work, so that a run never trains (or restores a checkpoint) only to
         fail at its first save.
         """
-        if os.path.exists(self.path) and not os.path.isdir(self.path):
-            raise RunDirError(f"--run-dir {self.path} is a file, not a folder")
-        existing = os.path.abspath(self.path)
-        while not os.path.exists(existing):
-            existing = os.path.dirname(existing)
-        if not os.path.isdir(existing):
-            raise RunDirError(f"--run-dir {self.path} cannot be made: {existing} is a file, not a folder")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise RunDirError(f"--run-dir {self.path} cannot be written: {existing} is read-only for this user")
+        try:
+            check_output_folder(self.path, "--run-dir")
+        except OutputPathError as error:
+            raise RunDirError(str(error)) from None
 
     def create(self):
         """Make the run dir and the folders training writes files into."""

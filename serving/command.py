@@ -14,7 +14,9 @@ import sys
 
 import numpy as np
 
+from keras_dcgan.flag_types import INT64_MAX, integer_flag
 from keras_dcgan.latents import MAX_SEED, latents_from_seeds
+from keras_dcgan.output_paths import check_output_files, make_parent_folder
 
 DEFAULT_MAX_BATCH = 256
 DEFAULT_MAX_BODY_BYTES = 4 << 20  # a batch of 256 latents of size 100 is ~0.5 MB of JSON
@@ -26,18 +28,8 @@ REQUEST_BATCH = 64  # latents per model call or request of `generate`: bounded m
 MAX_GENERATE = 10_000  # digits per `generate`: its grid is then 100 x 100 digits (3,002 pixels square)
 
 
-def positive_integer(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def digit_count(text):
-    value = positive_integer(text)
-    if value > MAX_GENERATE:
-        raise argparse.ArgumentTypeError(f"at most {MAX_GENERATE:,} digits per run (one grid holds them all), got {value:,}")
-    return value
+positive_integer = integer_flag(1)
+digit_count = integer_flag(1, MAX_GENERATE, " digits per run (one grid holds them all)")
 
 
 def positive_seconds(text):
@@ -74,7 +66,7 @@ def add_generate_command(commands):
     backend.add_argument("--server", metavar="URL", help="TF Serving REST endpoint, e.g. http://127.0.0.1:8501")
     backend.add_argument("--grpc", metavar="HOST:PORT", help="TF Serving gRPC endpoint, e.g. 127.0.0.1:8500 (needs keras-dcgan[grpc])")
     generate.add_argument("--model-name", default="dcgan", help="served model name (default: %(default)s)")
-    generate.add_argument("--version", type=int, default=None, help="served model version (default: the latest)")
+    generate.add_argument("--version", type=positive_integer, default=None, help="served model version (default: the latest)")
     generate.add_argument("--n", type=digit_count, default=16, help=f"number of digits, at most {MAX_GENERATE:,} (default: %(default)s)")
     generate.add_argument("--seed", type=int, default=0, help="first seed; digit i uses seed+i (default: %(default)s)")
     generate.add_argument(
@@ -82,6 +74,7 @@ def add_generate_command(commands):
         help="draw this digit every time (0-9 for MNIST; an export whose manifest records 'digits', see docs/digits.md)",
     )
     generate.add_argument("--out", default="digits.png", help="FILE.png for a grid, or a FOLDER for grid + one PNG each (default: %(default)s)")
+    generate.add_argument("--force", action="store_true", help="overwrite PNG files that exist (without it, an existing one is an error)")
     generate.add_argument("--no-verify", action="store_true", help="run an --onnx file that has no manifest.json beside it, unchecked")
     generate.set_defaults(handler=run_generate)
 
@@ -93,11 +86,14 @@ def run_generate(args):
 
     out = pathlib.Path(args.out)
     grid_path = out if out.suffix.lower() == ".png" else out / "grid.png"
-    _check_writable(grid_path.parent)  # before any work: a typo in --out loses nothing
     seeds = np.arange(args.seed, args.seed + args.n, dtype=np.int64)
+    names = [f"seed_{seed}" for seed in seeds]
+    # Before any work: a typo in --out loses nothing, and no earlier result is overwritten unasked.
+    check_output_files([grid_path] if grid_path == out else [*(out / f"{name}.png" for name in names), grid_path], "--out", args.force)
     images = _generate_images(args, seeds, _digit(args.digit))
     try:
-        written = [] if grid_path == out else write_pngs(out, images, [f"seed_{seed}" for seed in seeds])
+        make_parent_folder(grid_path)
+        written = [] if grid_path == out else write_pngs(out, images, names)
         write_grid(grid_path, images)
     except OSError as error:
         raise ValueError(f"cannot write {error.filename or out}: {error.strerror or error}") from error
@@ -107,23 +103,17 @@ def run_generate(args):
     return 0
 
 
-def _check_writable(folder):
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"cannot create the output folder {folder}: {error.strerror or error}") from error
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write in the output folder {folder}: permission denied")
-
-
 def _digit(text):
     """--digit as an integer; its range is the model's to check (argparse's own type errors would print the usage too)."""
     if text is None:
         return None
     try:
-        return int(text)
+        digit = int(text)
     except ValueError:
         raise ValueError(f"--digit must be an integer (0-9 for MNIST), got {text!r}") from None
+    if abs(digit) > INT64_MAX:  # no model has that many digits, and numpy's int64 could not hold it
+        raise ValueError(f"--digit must be a digit the model draws (0-9 for MNIST), got {digit}")
+    return digit
 
 
 def _generate_images(args, seeds, digit):

@@ -18,9 +18,13 @@ def read_manifest(path):
     """The manifest as a dict; ManifestError naming the file and the field if it does not follow the contract."""
     path = pathlib.Path(path)
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
         raise ManifestError(f"cannot read manifest {path}: {error}") from error
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"cannot read manifest {path}: it is not UTF-8 text ({error.reason} at byte {error.start})") from error
+    except RecursionError:  # the standard parser recurses once per nesting level
+        raise ManifestError(f"cannot read manifest {path}: its JSON is nested too deeply to be a manifest") from None
     return check_manifest(manifest, path)
 
 

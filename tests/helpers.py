@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from keras_dcgan.config import RunOptions, TrainConfig
 
@@ -17,6 +18,9 @@ RUN_OPTION_NAMES = {field.name for field in dataclasses.fields(RunOptions)}
 # Samples a test export scores to record how well the generator draws the digits asked (the
 # default, 10,000, is the CLI's: test_export.py checks it).
 DIGIT_SAMPLES = 200
+# The fuzz tests: a few hundred examples run in seconds; no deadline (the machine's speed is not
+# what they test) and no example database left in the checkout.
+FUZZ_SETTINGS = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def find_full_mnist():

@@ -142,14 +142,18 @@ def test_startup_noise_is_filtered_but_errors_are_not():
         assert not is_startup_noise(line, has_nvidia_device=False), line
 
 
-# A process in which the training extra is not installed: importing its modules fails as a missing package does.
-WITHOUT_TRAIN_EXTRA = """
-import importlib.abc, sys
-from keras_dcgan.cli import TRAIN_EXTRA_MODULES, main
+# A process in which some modules are not installed: importing them fails as a missing package does,
+# and importlib.util.find_spec finds none of them. Which ones: $NOT_INSTALLED (default: the whole training extra).
+NOT_INSTALLED = """
+import importlib.abc, os, sys
+from keras_dcgan.cli import main
+from keras_dcgan.train_extra import TRAIN_EXTRA_MODULES
+
+missing = set(os.environ["NOT_INSTALLED"].split(",")) if os.environ.get("NOT_INSTALLED") else TRAIN_EXTRA_MODULES
 
 class NotInstalled(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in TRAIN_EXTRA_MODULES:
+        if name.partition(".")[0] in missing:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 sys.meta_path.insert(0, NotInstalled())
@@ -157,13 +161,41 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("command", [["fit", "--epochs", "1"], ["export", "runs/none"], ["evaluate", "runs/none"]])
-def test_training_commands_without_the_extra_say_what_to_install(command):
-    completed = subprocess.run(
-        [sys.executable, "-c", WITHOUT_TRAIN_EXTRA, *command], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT
+def run_without(modules, *args):
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "NOT_INSTALLED": ",".join(modules)}
+    return subprocess.run(
+        [sys.executable, "-c", NOT_INSTALLED, *map(str, args)], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=environment,
     )
+
+
+@pytest.mark.parametrize("command", [["fit", "--epochs", "1"], ["export", "runs/none"], ["evaluate", "runs/none"], ["latent-walk", "runs/none"]])
+def test_training_commands_without_the_extra_say_what_to_install(command):
+    completed = run_without([], *command)
     assert completed.returncode == 2
     assert completed.stderr == (
-        f"keras-dcgan {command[0]}: error: this command needs tensorflow, which comes with the training extra: "
+        f"keras-dcgan {command[0]}: error: this command needs the training extra, and tensorflow, keras, tensorboard, "
+        "tensorflow-datasets, importlib_resources, matplotlib, tf2onnx, onnx, onnxconverter-common are not installed: "
         'pip install "keras-dcgan[train]"\n'
     )
+
+
+def test_fit_with_tensorflow_but_without_tensorboard_fails_before_any_work(tmp_path):
+    """As after `pip install "keras-dcgan[grpc]"`: TensorFlow, but not the rest of the training extra."""
+    run_dir = tmp_path / "run"
+    completed = run_without(["tensorboard"], "fit", "--data-dir", SUBSET_DIR, "--run-dir", run_dir, "--epochs", 1)
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        'keras-dcgan fit: error: this command needs the training extra, and tensorboard is not installed: pip install "keras-dcgan[train]"\n'
+    )
+    assert not run_dir.exists()  # no epoch trained, no checkpoint written
+
+
+@pytest.mark.parametrize("command, out_flag", [("export", "--out"), ("evaluate", "--json"), ("latent-walk", "--output")])
+def test_commands_reading_a_run_name_every_missing_package_of_the_extra(trained_run_dir, tmp_path, command, out_flag):
+    completed = run_without(["tensorboard", "tensorflow_datasets", "tf2onnx"], command, trained_run_dir, out_flag, tmp_path / "out")
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        f"keras-dcgan {command}: error: this command needs the training extra, and tensorboard, tensorflow-datasets, tf2onnx "
+        'are not installed: pip install "keras-dcgan[train]"\n'
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -100,9 +100,10 @@ def test_period2_pattern_raises_the_checkerboard_measure(evaluator, real_images,
 @pytest.mark.slow
 def test_evaluate_command_on_a_run(trained_run_dir, classifier_cache_dir, evaluator, tmp_path):
     output = tmp_path / "scores.json"
+    output.write_text("an earlier result, given up with --force")
     completed = run_cli(
         "evaluate", trained_run_dir, "--data-dir", SUBSET_DIR, "--samples", 300, "--cache-dir", classifier_cache_dir,
-        "--json", output, check=True,
+        "--json", output, "--force", check=True,
     )
     assert "real (train vs test)" in completed.stdout and "FCD" in completed.stdout
     scores = json.loads(output.read_text())

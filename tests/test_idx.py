@@ -4,7 +4,10 @@ import gzip
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from helpers import FUZZ_SETTINGS
 from keras_dcgan.idx import IdxFormatError, read_idx, write_idx
 
 
@@ -29,7 +32,11 @@ def _write_raw(path, content):
     return path
 
 
-VALID_HEADER = bytes([0, 0, 8, 1]) + (5).to_bytes(4, "big")
+def _header(*shape):
+    return bytes([0, 0, 8, len(shape)]) + b"".join(size.to_bytes(4, "big") for size in shape)
+
+
+VALID_HEADER = _header(5)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +48,10 @@ VALID_HEADER = bytes([0, 0, 8, 1]) + (5).to_bytes(4, "big")
         (b"\x89PNG\r\n\x1a\n", "wrong magic number"),
         (bytes([0, 0, 8, 2, 0, 0]), "truncated inside the header"),
         (b"\x00\x00", "truncated"),
+        # Found by the fuzz test below: 2**28 * 64 * 2**30 is 2**64, which an int64 product wraps to 0 ...
+        (_header(2**28, 64, 2**30), "truncated: the header declares shape (268435456, 64, 1073741824)"),
+        # ... and an empty shape numpy refuses to make, as its other dimensions overflow its size.
+        (_header(0, 2**32 - 1, 2**32 - 1), "the header declares shape (0, 4294967295, 4294967295), which numpy cannot hold"),
     ],
 )
 def test_broken_files_name_the_file_and_the_problem(tmp_path, content, message):
@@ -64,3 +75,27 @@ def test_corrupt_gzip_stream(tmp_path, mnist_subset_dir):
     path.write_bytes(content[: len(content) // 2])  # a download cut in half
     with pytest.raises(IdxFormatError, match="cannot read the file"):
         read_idx(path)
+
+
+# -- fuzzing: whatever the bytes, an array that matches its header or IdxFormatError ---------------
+
+# Headers that pass the magic-number check, so that the fuzzer reaches the dimensions and sizes.
+IDX_HEADERS = st.lists(st.sampled_from([0, 1, 2, 3, 2**31, 2**32 - 1]) | st.integers(0, 2**32 - 1), min_size=1, max_size=4).map(
+    lambda shape: _header(*shape)
+)
+IDX_CONTENTS = st.one_of(st.binary(max_size=64), st.builds(bytes.__add__, IDX_HEADERS, st.binary(max_size=64)))
+
+
+@FUZZ_SETTINGS
+@given(content=IDX_CONTENTS, compressed=st.booleans(), raw_gzip=st.booleans())
+def test_any_bytes_give_the_array_their_header_declares_or_an_idx_format_error(tmp_path_factory, content, compressed, raw_gzip):
+    """`compressed`: a valid gzip stream of the bytes; `raw_gzip`: the bytes themselves under a .gz name."""
+    path = tmp_path_factory.getbasetemp() / ("fuzz-idx.gz" if compressed or raw_gzip else "fuzz-idx")
+    path.write_bytes(gzip.compress(content) if compressed and not raw_gzip else content)
+    try:
+        array = read_idx(path)
+    except IdxFormatError as error:
+        assert str(error).startswith(f"{path}: ")
+        return
+    assert array.dtype == np.uint8 and 4 + 4 * array.ndim + array.size == len(content)
+    assert array.tobytes() == content[4 + 4 * array.ndim :]

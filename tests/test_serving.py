@@ -375,7 +375,8 @@ def test_generate_refuses_an_unwritable_out_before_any_work(exported_model, caps
     for out in (a_file / "digits.png", a_file / "folder"):
         assert main(["generate", "--onnx", str(exported_model.onnx_path), "--n", "2", "--out", str(out)]) == 2
         error = capsys.readouterr().err.strip()
-        assert error.startswith("keras-dcgan generate: error: cannot create the output folder") and "\n" not in error
+        assert error.startswith(f"keras-dcgan generate: error: --out {out}") and f"{a_file} is a file, not a folder" in error
+        assert "\n" not in error
     assert a_file.read_text() == "keep me"
 
 

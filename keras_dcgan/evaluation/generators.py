@@ -1,10 +1,12 @@
 """One interface over the three things `evaluate` and the latent walk can read.
 
-`open_generator(path, epoch=None)` accepts
+`open_generator(path, epoch=None, verify=True)` accepts
 - a run dir: its final generator, or with `epoch` the generator of that epoch's checkpoint
   (`RunDir.load_generator`);
 - an ONNX file (`latent` float32 [batch, latent_dim] -> `images` [batch, 28, 28, 1] in [0, 1]),
-  run by onnxruntime;
+  opened by the serving side's `GeneratorSession`, so that `evaluate` and `latent-walk` check it
+  against its manifest (size, SHA-256, shapes) as `generate` and `serve` do; `verify=False`
+  (their --no-verify) runs a file without one, unchecked;
 - a SavedModel folder (signature serving_default: `latent` -> `images` in [0, 1]).
 Every one becomes a `Generator`: `generate(latents)` returns float32 images in [0, 1], and
 `digit_categories` says whether it takes digits (keras_dcgan/digits.py): a run whose code
@@ -21,6 +23,8 @@ from keras_dcgan.contract import DEFAULT_SIGNATURE, MANIFEST_NAME, MODEL_INPUT, 
 from keras_dcgan.image_range import to_unit_range
 from keras_dcgan.run_dir import CONFIG_FILE, RunDir
 from keras_dcgan.serving.manifest import read_manifest
+
+EXPORTED_FILE_SUFFIXES = (".onnx",)
 
 
 class GeneratorSourceError(ValueError):
@@ -48,20 +52,26 @@ class Generator:
         return images
 
 
-def open_generator(path, epoch=None):
+def open_generator(path, epoch=None, verify=True):
     path = os.fspath(path)
     run = RunDir(path)
     if os.path.isdir(path) and run.is_run():
         return _open_run(run, epoch)
     if epoch is not None:
         raise GeneratorSourceError(f"--epoch applies to run dirs only; {path} is not one (no {CONFIG_FILE})")
-    if os.path.isfile(path) and path.endswith(".onnx"):
-        return _open_onnx(path)
+    if is_exported_file(path):
+        return _open_onnx(path, verify)
     if os.path.isdir(path) and os.path.exists(os.path.join(path, SAVED_MODEL_FILE)):
         return _open_saved_model(path)
     raise GeneratorSourceError(
         f"{path}: not a run dir (no {CONFIG_FILE}), an .onnx file or a SavedModel folder (no {SAVED_MODEL_FILE})"
     )
+
+
+def is_exported_file(path):
+    """An exported file the serving side runs without TensorFlow (as opposed to a run dir or a SavedModel)."""
+    path = os.fspath(path)
+    return os.path.isfile(path) and path.endswith(EXPORTED_FILE_SUFFIXES)
 
 
 def _open_run(run, epoch):
@@ -78,35 +88,30 @@ def _open_run(run, epoch):
     return Generator(description, config.latent_dim, generate_batch, {"dataset": config.dataset}, config.digit_categories)
 
 
+def _recorded_data(manifest):
+    """The training data an export's manifest records: {"dataset": its TFDS name}, or {}."""
+    config = manifest.get("source", {}).get("config", {})  # the contract's schema checked both are objects
+    return {"dataset": config["dataset"]} if isinstance(config.get("dataset"), str) else {}
+
+
 def _manifest_data(folder):
-    """(training data, latent_dim, digit categories) recorded in an export's manifest.json, if there is one."""
+    """(training data, digit categories) recorded in the manifest.json of a SavedModel folder, if there is one."""
     path = os.path.join(folder, MANIFEST_NAME)
     if not os.path.exists(path):
-        return {}, None, 0
+        return {}, 0
     try:
         manifest = read_manifest(path)
     except ManifestError as error:
         raise GeneratorSourceError(str(error)) from error
-    config = manifest.get("source", {}).get("config", {})
-    data = {"dataset": config["dataset"]} if isinstance(config.get("dataset"), str) else {}
-    return data, manifest["latent_dim"], manifest_digit_categories(manifest)
+    return _recorded_data(manifest), manifest_digit_categories(manifest)
 
 
-def _open_onnx(path):
-    from keras_dcgan.serving.onnx_session import open_session
+def _open_onnx(path, verify):
+    from keras_dcgan.serving.session import GeneratorSession
 
-    session = open_session(path)
-    model_input = session.get_inputs()[0]
-    data, manifest_latent_dim, digit_categories = _manifest_data(os.path.dirname(os.path.abspath(path)))
-    latent_dim = model_input.shape[1] if isinstance(model_input.shape[1], int) else manifest_latent_dim
-    if not isinstance(latent_dim, int):
-        raise GeneratorSourceError(f"{path}: latent size unknown (input shape {model_input.shape}, no manifest.json)")
-    output_name = session.get_outputs()[0].name
-
-    def generate_batch(latents):
-        return session.run([output_name], {model_input.name: latents})[0]
-
-    return Generator(f"{path} (onnxruntime)", latent_dim, generate_batch, data, digit_categories)
+    session = GeneratorSession(path, verify=verify)
+    data = _recorded_data(session.manifest) if session.manifest else {}
+    return Generator(f"{path} (onnxruntime)", session.latent_dim, session.generate, data, session.digit_categories)
 
 
 def _open_saved_model(folder):
@@ -121,9 +126,9 @@ def _open_saved_model(folder):
         raise GeneratorSourceError(f"{folder}: {DEFAULT_SIGNATURE} takes {', '.join(inputs)}, expected `{MODEL_INPUT.name}`")
     latent_dim = inputs[MODEL_INPUT.name].shape[1]
     # An export root holds <model>/<version>/ with manifest.json beside the version folders or in them.
-    data, _, digit_categories = _manifest_data(folder)
+    data, digit_categories = _manifest_data(folder)
     if not data:
-        data, _, digit_categories = _manifest_data(os.path.dirname(os.path.abspath(folder)))
+        data, digit_categories = _manifest_data(os.path.dirname(os.path.abspath(folder)))
 
     def generate_batch(latents):
         return serve(**{MODEL_INPUT.name: tf.constant(latents)})[MODEL_OUTPUT.name].numpy()
