@@ -195,6 +195,7 @@ def add_serve_command(commands):
     serve.add_argument("--max-batch-rows", type=positive_integer, default=DEFAULT_MAX_BATCH_ROWS, help="rows per shared model call; a larger request runs alone (default: %(default)s)")
     serve.add_argument("--access-log", action="store_true", help="log one line per request to stderr")
     serve.add_argument("--metrics", action="store_true", help="serve Prometheus metrics at /monitoring/prometheus/metrics")
+    serve.add_argument("--no-ui", action="store_true", help="no browser page at / (docs/web.md); the REST API is the same either way")
     serve.set_defaults(handler=run_serve)
 
 
@@ -209,7 +210,7 @@ def run_serve(args):
         onnx_path=str(args.onnx), verify=not args.no_verify, onnx_threads=args.threads, model_name=args.model_name,
         version=version, max_batch=args.max_batch, metrics=args.metrics,
         limits=ServerLimits(args.max_body_bytes, args.request_timeout, args.idle_timeout, args.drain_timeout),
-        batching=BatchingOptions(args.batching, args.max_batch_rows),
+        batching=BatchingOptions(args.batching, args.max_batch_rows), page=not args.no_ui,
     )
     workers = args.workers or available_cores()
 

@@ -173,11 +173,12 @@ class RestApp:
     """The ASGI application: body cap, `PredictionApi.begin` on the loop, predictions through the batcher.
 
     `threads` model calls run at a time, each on a thread (default: one per core); 0 runs them on
-    the event loop.
+    the event loop. `page`, a web_page.WebPage, answers GET / and /ui/* ahead of the API.
     """
 
-    def __init__(self, api, limits, batching, threads=None):
+    def __init__(self, api, limits, batching, threads=None, page=None):
         self.api = api
+        self.page = page
         self.limits = limits
         self.metrics = api.metrics
         model_threads = (os.cpu_count() or 1) if threads is None else threads
@@ -186,6 +187,9 @@ class RestApp:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return  # lifespan is off and websockets are not configured
+        if self.page is not None and (page_answer := self.page.answer(scope)) is not None:
+            await self._send(send, *page_answer)
+            return
         if self.metrics is not None and scope["path"] == METRICS_PATH:
             await self._send(send, *self.metrics.scrape(scope["method"]))
             return
@@ -292,6 +296,7 @@ class AppSettings:
     metrics: bool
     limits: ServerLimits
     batching: BatchingOptions
+    page: bool = True  # the browser page at / (web_page.py)
 
 
 def build_app(settings, session=None, worker=False):
@@ -311,7 +316,12 @@ def build_app(settings, session=None, worker=False):
 
         metrics = PredictionMetrics(settings.model_name, settings.version, shared=worker)
     api = PredictionApi(session, settings.model_name, settings.version, settings.max_batch, metrics)
-    return RestApp(api, settings.limits, settings.batching, threads=0 if worker else None)
+    page = None
+    if settings.page:
+        from keras_dcgan.serving.web_page import WebPage, model_info
+
+        page = WebPage(model_info(session, settings.model_name, settings.version, "rest"))
+    return RestApp(api, settings.limits, settings.batching, threads=0 if worker else None, page=page)
 
 
 def uvicorn_config(app, limits, access_log, **options):
