@@ -114,7 +114,9 @@ function drawImages(canvas, { count, height, width, pixels }, scale) {
   canvas.style.width = `${canvas.width * scale}px`;
 }
 
-function download(canvas, name) {
+function download(canvas, prefix) {
+  if (!canvas.dataset.drawn) return showMessage("nothing is drawn yet to download");
+  const name = `${prefix}-${canvas.dataset.drawn.replace(/\W+/g, "-")}.png`;
   canvas.toBlob((blob) => {
     const link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
@@ -246,8 +248,8 @@ function startPage(info, backend) {
   });
   $("walk-form").addEventListener("submit", (event) => { event.preventDefault(); setWalk(); });
   $("walk").addEventListener("input", drawWalk);
-  $("download-grid").addEventListener("click", () => download($("grid"), `digits-${$("grid").dataset.drawn.replace(/\W+/g, "-")}.png`));
-  $("download-walk").addEventListener("click", () => download($("walk-frame"), `walk-${$("walk-frame").dataset.drawn.replace(/\W+/g, "-")}.png`));
+  $("download-grid").addEventListener("click", () => download($("grid"), "digits"));
+  $("download-walk").addEventListener("click", () => download($("walk-frame"), "walk"));
   drawGrid();
   setWalk();
 }
