@@ -113,6 +113,8 @@ def test_the_page_is_served_from_memory_with_content_types_and_caching_headers(s
         status, headers, body = http_get(f"{server.url}/{path}")
         assert (status, headers["content-type"], headers["cache-control"]) == (200, content_type, "public, max-age=300") and body
         assert http_get(f"{server.url}/{path}", {"If-None-Match": headers["etag"]})[0] == 304
+    with urllib.request.urlopen(urllib.request.Request(server.url + "/", method="HEAD"), timeout=10) as response:
+        assert response.status == 200 and int(response.headers["content-length"]) > 0 and response.read() == b""
     info = json.loads(http_get(server.url + "/ui/model.json")[2])
     assert (info["backend"], info["model_name"], info["version"], info["digit_categories"]) == ("rest", "dcgan", 1, 10)
     assert info["quality"] == QUALITY
