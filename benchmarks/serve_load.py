@@ -12,7 +12,10 @@ For each batch size, interleaved in one run:
   temporary folder with this same Python environment;
 - new: `keras-dcgan serve` of this checkout, with its defaults (a worker process per core,
   batching on), then in one process (`--workers 1`), with and without batching (one request
-  per model call), to show what each does.
+  per model call), to show what each does; with `--no-ui-too`, each of those also with
+  `--no-ui`, right after it, to show that the page at / costs the API nothing.
+`--rounds R` measures every target R times in turn, so that a change in the machine's load
+falls on all of them alike.
 C client threads, each on its own keep-alive connection, send serving_default predict
 requests back to back for S seconds (after a 1 s warm-up), each request timed from sending
 to the last byte of its answer. The client writes prebuilt request bytes on a raw socket and
@@ -42,6 +45,7 @@ manifest's version rewritten, renamed into place whole as `keras-dcgan export` w
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import pathlib
@@ -345,7 +349,8 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 64], help="batch sizes (default: %(default)s)")
     parser.add_argument("--cores", type=int, default=os.cpu_count(), help="cores for the onnxruntime ceiling (default: all, %(default)s)")
     parser.add_argument("--rollout", action="store_true", help="measure serve --model-base-path and a version rollout instead (above)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of --rollout's batch-1 comparison (default: %(default)s)")
+    parser.add_argument("--no-ui-too", action="store_true", help="also run each new target with --no-ui (no page at /)")
+    parser.add_argument("--rounds", type=int, default=1, help="times every target is measured, in turn; --rollout's batch-1 comparison too (default: %(default)s)")
     args = parser.parse_args(argv)
     if not 0 < args.seconds <= 120 or not 1 <= args.clients <= 256 or not 1 <= args.rounds <= 10:
         parser.error("--seconds must be in (0, 120], --clients in [1, 256] and --rounds in [1, 10]: the run stays bounded")
@@ -363,19 +368,21 @@ def main(argv=None):
                 process, url = start_server([sys.executable, "-c", RUN_FROM_FOLDER, str(folder), *serve])
                 processes.append(process)
                 targets.append((f"old ({args.old_commit})", url, process.pid))
-            for name, flags in (
+            variants = [("", [])] + ([(" --no-ui", ["--no-ui"])] if args.no_ui_too else [])
+            for (name, flags), (suffix, variant_flags) in itertools.product((
                 (f"new (--workers {os.cpu_count()})", []),
                 ("new, --workers 1", ["--workers", "1"]),
                 ("new, --workers 1 --no-batching", ["--workers", "1", "--no-batching"]),
-            ):
+            ), variants):
+                name, flags = name + suffix, flags + variant_flags
                 process, url = start_server([sys.executable, "-m", "keras_dcgan.cli", *serve, *flags])
                 processes.append(process)
                 targets.append((name, url, process.pid))
             print(f"{args.clients} clients x {args.seconds:g} s per target and batch size, latent_dim {latent_dim}, "
                   f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
-            print(f"{'target':>34} {'batch':>5} {'pred/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'CPU ms/pred':>11} "
+            print(f"{'target':>40} {'batch':>5} {'pred/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'CPU ms/pred':>11} "
                   f"{'capacity':>8} {'pred/s %':>8} {'capacity %':>10} {'client CPU ms/req':>17} {'load avg':>8}")
-            for batch in args.batch:
+            for _, batch in itertools.product(range(args.rounds), args.batch):
                 ceiling = load_onnxruntime(args.onnx, args.seconds, batch, args.cores)
                 results = [ceiling] + [
                     load_server(name, target_url, pid, args.model_name, args.clients, args.seconds, batch, latent_dim)
@@ -385,7 +392,7 @@ def main(argv=None):
                     speed_share = 100 * result["predictions_per_second"] / ceiling["predictions_per_second"]
                     capacity_share = 100 * result["capacity"] / ceiling["capacity"]
                     print(
-                        f"{result['target']:>34} {batch:>5} {result['predictions_per_second']:>7,.0f} {result['p50_ms']:>8.2f} "
+                        f"{result['target']:>40} {batch:>5} {result['predictions_per_second']:>7,.0f} {result['p50_ms']:>8.2f} "
                         f"{result['p99_ms']:>8.2f} {result['errors']:>6} {result['cpu_ms_per_prediction']:>11.3f} "
                         f"{result['capacity']:>8,.0f} {speed_share:>7.0f}% {capacity_share:>9.0f}% "
                         f"{result['client_cpu_ms_per_request']:>17.3f} {result['load_average']:>8.1f}",

@@ -20,6 +20,7 @@ from keras_dcgan.latent_walk import add_latent_walk_command
 from keras_dcgan.run_dir import RunDir
 from keras_dcgan.export.command import add_export_command
 from keras_dcgan.serving.command import add_generate_command, add_serve_command
+from keras_dcgan.serving.web_bundle import add_web_command
 from keras_dcgan.train_extra import INSTALL_TRAIN_EXTRA, TRAIN_EXTRA_MODULES, missing_train_extra_message, missing_train_packages
 
 
@@ -95,6 +96,7 @@ EXAMPLES = {
     "export": "keras-dcgan export runs/dcgan --data-dir ~/mnist --out exports --name dcgan",
     "generate": "keras-dcgan generate --onnx exports/dcgan/1/generator.onnx --digit 7 --n 16 --out sevens.png",
     "serve": "keras-dcgan serve --onnx exports/dcgan/1/generator.onnx --port 8501",
+    "web": "keras-dcgan web exports/dcgan/1 --out site && python -m http.server --directory site 8000",
 }
 EXAMPLE_HEADING = "example:\n"
 HELP_WIDTH = 78
@@ -114,6 +116,7 @@ def build_parser():
     add_export_command(commands)
     add_generate_command(commands)
     add_serve_command(commands)
+    add_web_command(commands)
     for name, command in commands.choices.items():
         if name in EXAMPLES:
             # Raw text keeps the example on one line, so that it can be pasted; the description,

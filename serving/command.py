@@ -171,7 +171,7 @@ def add_serve_command(commands):
         "/v2/health/ready, POST /v2/models/NAME[/versions/N]/infer. Stops cleanly on SIGTERM or Ctrl-C; with "
         "--model-base-path, SIGHUP re-reads --model-config-file. docs/rest-server.md describes the limits and "
         "where the API differs from TF Serving; docs/model-versions.md the version lifecycle; "
-        "docs/open-inference.md the v2 routes.",
+        "docs/open-inference.md the v2 routes. A browser page answers at / unless --no-ui (docs/web.md).",
     )
     model = serve.add_mutually_exclusive_group(required=True)
     model.add_argument("--onnx", metavar="FILE", help="serve this one exported generator.onnx (checked against manifest.json beside it)")
@@ -216,6 +216,7 @@ def add_serve_command(commands):
     serve.add_argument("--max-batch-rows", type=positive_integer, default=DEFAULT_MAX_BATCH_ROWS, help="rows per shared model call; a larger request runs alone (default: %(default)s)")
     serve.add_argument("--access-log", action="store_true", help="log one line per request to stderr")
     serve.add_argument("--metrics", action="store_true", help="serve Prometheus metrics at /monitoring/prometheus/metrics")
+    serve.add_argument("--no-ui", action="store_true", help="no browser page at / (docs/web.md); the REST API is the same either way")
     serve.set_defaults(handler=run_serve)
 
 
@@ -235,6 +236,7 @@ def run_serve(args):
         limits=ServerLimits(args.max_body_bytes, args.request_timeout, args.idle_timeout, args.drain_timeout, args.shutdown_delay),
         batching=BatchingOptions(args.batching, args.max_batch_rows),
         base_path=args.model_base_path, config_path=args.model_config_file, poll_seconds=args.file_system_poll_wait_seconds,
+        page=not args.no_ui,
     )
     models = open_models(settings, session)  # a bad config or label is one error, before any worker starts
     served = f"version {version} from {args.onnx}" if args.onnx else f"{_versions_served(models[0])} from {args.model_base_path}"

@@ -185,11 +185,12 @@ class RestApp:
     """The ASGI application: body cap, `PredictionApi.begin` on the loop, predictions through the batcher.
 
     `threads` model calls run at a time, each on a thread (default: one per core); 0 runs them on
-    the event loop.
+    the event loop. `page`, a web_page.WebPage, answers GET / and /ui/* ahead of the API.
     """
 
-    def __init__(self, api, limits, batching, threads=None, health=None):
+    def __init__(self, api, limits, batching, threads=None, health=None, page=None):
         self.api = api
+        self.page = page
         self.limits = limits
         self.metrics = api.metrics
         self.health = ServerHealth() if health is None else health
@@ -209,6 +210,8 @@ class RestApp:
 
     async def _respond(self, scope, receive, send):
         """Answer one request; its status, or None when the client left before it could be answered."""
+        if self.page is not None and (page_answer := self.page.answer(scope)) is not None:
+            return await self._send(send, *page_answer)
         if self.metrics is not None and scope["path"] == METRICS_PATH:
             return await self._send(send, *self.metrics.scrape(scope["method"]))
         body, refusal = await self._read_body(scope, receive)
@@ -360,6 +363,7 @@ class AppSettings:
     def model_source(self):
         return self.base_path or self.onnx_path
     health_state_file: str | None = None  # the supervisor's word on readiness (health.py), for worker processes
+    page: bool = True  # the browser page at / (web_page.py)
 
 
 def open_models(settings, session=None):
@@ -408,7 +412,17 @@ def build_app(settings, models=None, worker=False):
         signal.signal(signal.SIGHUP, lambda *_: watcher.request_reload())
         watcher.start(settings.poll_seconds)
     api = PredictionApi(repository, settings.max_batch, metrics)
-    return RestApp(api, settings.limits, settings.batching, threads=0 if worker else None, health=ServerHealth(settings.health_state_file))
+    page = None
+    if settings.page:
+        from keras_dcgan.serving.web_page import WebPage, model_info
+
+        def latest_model_info():  # the page follows the version a request without one gets
+            with repository.lease(settings.model_name) as lease:
+                return model_info(lease.session, settings.model_name, lease.version, "rest")
+
+        page = WebPage(latest_model_info)
+    health = ServerHealth(settings.health_state_file)
+    return RestApp(api, settings.limits, settings.batching, threads=0 if worker else None, health=health, page=page)
 
 
 def uvicorn_config(app, limits, **options):
