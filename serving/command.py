@@ -9,6 +9,7 @@ import contextlib
 import os
 import pathlib
 import resource
+import signal
 import socket
 import sys
 
@@ -201,6 +202,9 @@ def add_serve_command(commands):
 def run_serve(args):
     from keras_dcgan.serving.server import AppSettings, BatchingOptions, ServerLimits, build_app, serve
     from keras_dcgan.serving.session import GeneratorSession
+
+    if hasattr(signal, "SIGHUP"):  # until the server's own handler is in place (and in the workers it spawns, until theirs is)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     # Loaded here even with worker processes, which load their own: a bad file is one error, before any worker starts.
     session = GeneratorSession(args.onnx, threads=args.threads, verify=not args.no_verify)

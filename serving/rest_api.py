@@ -36,6 +36,7 @@ from keras_dcgan.serving.session import InputError
 
 DEFAULT_SIGNATURE = "serving_default"
 _VERSION_OR_LABEL = r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
+MAX_VERSION = 2**63 - 1  # TF Serving's versions are int64
 PREDICT_ROUTE = re.compile(r"/v1/models/(?P<name>[^/:]+)" + _VERSION_OR_LABEL + r":predict", re.IGNORECASE)
 STATUS_ROUTE = re.compile(r"/v1/models(?:/(?P<name>[^/:]+))?" + _VERSION_OR_LABEL + r"(?P<metadata>/metadata)?", re.IGNORECASE)
 API_PREFIX = re.compile(r"/v1/", re.IGNORECASE)
@@ -47,6 +48,9 @@ class ApiError(Exception):
     signature = ""  # set once the request's signature is known, for the metrics
 
     def __init__(self, status, message):
+        # A message may quote the request, whose JSON can hold lone surrogates ("\ud800") that no
+        # JSON encoder writes: those are escaped, so that the answer is always encodable.
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
         super().__init__(message)
         self.status = status
         self.message = message
@@ -170,10 +174,8 @@ class PredictionApi:
             raise ApiError(404, f"Servable not found for request: Latest({name}); this server serves {self.model_name!r}")
         if match["label"] is not None and label_matters:
             raise ApiError(400, f"Unrecognized servable version label: {urllib.parse.unquote(match['label'])}")
-        if match["version"] is not None and int(match["version"]) != self.version:
-            raise ApiError(
-                404, f"Servable not found for request: Specific({name}, {int(match['version'])}); available version: {self.version}"
-            )
+        if match["version"] is not None and (version := _version(match["version"])) != self.version:
+            raise ApiError(404, f"Servable not found for request: Specific({name}, {version}); available version: {self.version}")
 
     def status(self):
         return {
@@ -242,6 +244,14 @@ class PredictionApi:
         else:
             latents = arrays["latent"]
         return self.session.check_latents(latents)
+
+
+def _version(digits):
+    """The version in a path, or ApiError for one beyond int64 (Python would refuse to read 5,000 digits at all)."""
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_VERSION)) or int(digits) > MAX_VERSION:
+        raise ApiError(400, f"version {digits[:20]}{'...' if len(digits) > 20 else ''} is not a 64-bit integer")
+    return int(digits)
 
 
 def _parse_json(body):

@@ -8,20 +8,26 @@ docs/rest-server.md has the measurements.
 
 Supervision is uvicorn's own (`uvicorn.supervisors.Multiprocess`, what `uvicorn --workers`
 runs): it restarts a worker that dies, forwards SIGTERM and SIGINT so that every worker drains
-its requests, and on SIGHUP replaces the workers one by one. Each worker is a fresh
-interpreter (spawned, not forked) that loads its own onnxruntime session from `AppSettings`.
+its requests, and on SIGHUP replaces the workers one by one, each loading the model file again.
+Each worker is a fresh interpreter (spawned, not forked) that loads its own onnxruntime session
+from `AppSettings`. A SIGHUP sent to a worker itself is ignored, with a log line: reloading is
+the supervisor's job. Before the workers stop, the supervisor lets them accept every connection
+the kernel has queued and stops new ones (listener.py), then closes its own copy of the socket.
 """
 
+import asyncio
 import functools
 import logging
 import os
 import signal
 import sys
 import tempfile
+import time
 
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
+from keras_dcgan.serving.listener import queued_connections, stop_accepting
 from keras_dcgan.serving.metrics import SHARED_FOLDER_VARIABLE
 from keras_dcgan.serving.server import LOGGER_NAME, build_app, configure_logging, url_of, uvicorn_config
 
@@ -31,13 +37,20 @@ WORKER_START_TIMEOUT_SECONDS = 30.0
 
 
 def worker_app(settings, access_log):
-    """Run in each worker process: its logging, then its own app (a worker that cannot build one stops the server)."""
+    """Run in each worker process, on its event loop: its logging, then its own app (a worker that cannot build one stops the server)."""
     configure_logging(access_log)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _ignore_sighup)
     try:
         return build_app(settings, worker=True)
     except Exception as error:  # the parent loaded this model already: anything here is the worker's own failure
         logging.getLogger(LOGGER_NAME).error("worker process %d could not load %s: %s", os.getpid(), settings.onnx_path, error)
         sys.exit(STARTUP_FAILURE)
+
+
+def _ignore_sighup():
+    logging.getLogger(LOGGER_NAME).warning(
+        "SIGHUP ignored by worker process %d: send it to the supervising process %d, which reloads the model", os.getpid(), os.getppid()
+    )
 
 
 class WorkerSupervisor(Multiprocess):
@@ -48,9 +61,10 @@ class WorkerSupervisor(Multiprocess):
     worker serving.
     """
 
-    def __init__(self, config, sockets, on_ready):
+    def __init__(self, config, sockets, on_ready, model_path):
         super().__init__(config, sockets)
         self.on_ready = on_ready
+        self.model_path = model_path
         self.failed_to_start = False
         # uvicorn queues signals and looks at them every 0.5 s: until then a worker would still answer
         # a request that arrives as an ordinary keep-alive one, not with `Connection: close`.
@@ -69,6 +83,31 @@ class WorkerSupervisor(Multiprocess):
         super().keep_subprocess_alive()
         self.failed_to_start |= any(process.exitcode == STARTUP_FAILURE for process in self.processes)
 
+    def handle_hup(self):
+        logger = logging.getLogger(LOGGER_NAME)
+        logger.warning("SIGHUP: reloading %s, replacing the %d worker processes one by one", self.model_path, len(self.processes))
+        before = {process.pid for process in self.processes}
+        super().handle_hup()
+        replaced = sum(process.pid not in before for process in self.processes)
+        if replaced == len(self.processes):
+            logger.warning("reloaded %s: new requests are answered by it", self.model_path)
+        elif not self.should_exit.is_set():
+            logger.error(
+                "could not reload %s (the reason is logged above); %d of %d workers still serve the model loaded before",
+                self.model_path, len(self.processes) - replaced, len(self.processes),
+            )
+
+    def terminate_all(self):
+        # While any process holds the listening socket open, the kernel completes handshakes: a
+        # connection queued then, or still queued when the last copy closes, would be reset.
+        for sock in self.sockets:
+            stop_accepting(sock)
+            deadline = time.monotonic() + self.config.timeout_graceful_shutdown
+            while queued_connections(sock) and time.monotonic() < deadline:  # the workers still accept
+                time.sleep(0.005)
+            sock.close()
+        super().terminate_all()
+
 
 def serve_workers(settings, workers, sock, on_ready, access_log=False):
     """Serve with `workers` processes on the bound, listening socket `sock` until SIGTERM/SIGINT.
@@ -83,7 +122,7 @@ def serve_workers(settings, workers, sock, on_ready, access_log=False):
             functools.partial(worker_app, settings, access_log), settings.limits, access_log, factory=True, workers=workers,
             timeout_worker_healthcheck=WORKER_START_TIMEOUT_SECONDS,
         )
-        supervisor = WorkerSupervisor(config, [sock], lambda: on_ready(url_of(sock)))
+        supervisor = WorkerSupervisor(config, [sock], lambda: on_ready(url_of(sock)), settings.onnx_path)
         supervisor.run()
     if supervisor.failed_to_start:
         raise ValueError(f"a worker process could not start serving {settings.onnx_path}; its error is logged above")
