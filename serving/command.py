@@ -170,7 +170,7 @@ def add_serve_command(commands):
         help="serve an ONNX generator over TF Serving's REST API (for devices without TF Serving)",
         description="Serve the ONNX file over the same REST API as TF Serving: GET /v1/models/NAME, "
         "GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict (signatures serving_default, "
-        "generate_png, generate_from_seeds). Stops cleanly on SIGTERM or Ctrl-C. docs/rest-server.md "
+        "generate_png, generate_from_seeds). Stops cleanly on SIGTERM or Ctrl-C; SIGHUP reloads the ONNX file. docs/rest-server.md "
         "describes the limits and where the API differs from TF Serving.",
     )
     serve.add_argument("--onnx", metavar="FILE", required=True, help="the exported generator.onnx (checked against manifest.json beside it)")
