@@ -80,7 +80,7 @@ def main(argv=None):
     for number in range(1, args.runs + 1):
         status, waited, counts = run(args.onnx, args.leaving, latent_dim)
         print(f"run {number}: batch-1 request answered {status} after {waited:.2f} s; "
-              f"large requests computed (200, the batch-1 one included) {counts[200]:.0f}, dropped (499) {counts[499]:.0f}", flush=True)
+              f"predictions answered (200, this batch-1 one included) {counts[200]:.0f}, dropped (499) {counts[499]:.0f}", flush=True)
     return 0
 
 
