@@ -206,8 +206,10 @@ class PredictionApi:
         """(signature, PendingPrediction) for a parsed predict request; ApiError for a bad one."""
         signature = request.get("signature_name") or DEFAULT_SIGNATURE  # "" means the default, as in TF Serving
         if not isinstance(signature, str) or signature not in self.signatures:
+            # Only a short string is echoed: the repr of a deeply nested value would itself overflow the stack.
+            named = signature[:100] if isinstance(signature, str) else f"a JSON {type(signature).__name__}"
             raise ApiError(
-                400, f'Serving signature name: "{signature}" not found in signature def; available: {", ".join(self.signatures)}'
+                400, f'Serving signature name: "{named}" not found in signature def; available: {", ".join(self.signatures)}'
             )
         try:
             return signature, self._pending(signature, request, started)

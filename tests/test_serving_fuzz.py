@@ -57,6 +57,7 @@ def api(exported_model):
 @example(method="POST", path="/v1/models/dcgan:predict", body=b'{"signature_name": "\\ud800", "instances": [[0.0]]}')
 @example(method="GET", path="/v1/models/dcgan/versions/" + "9" * 5000, body=b"")
 @example(method="POST", path="/v1/models/dcgan:predict", body=b'{"inputs": {"\\udfff": 1}}')
+@example(method="POST", path="/v1/models/dcgan:predict", body=b'{"signature_name": ' + b"[" * 1000 + b"]" * 1000 + b"}")
 def test_any_request_is_answered_4xx_or_200_with_an_encodable_payload(api, method, path, body):
     status, payload = api.respond(method, path, body)
     assert 200 <= status < 500 and status not in range(300, 400), (status, payload)

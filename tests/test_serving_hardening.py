@@ -128,7 +128,7 @@ def test_sighup_reloads_a_lone_server_process_while_its_requests_finish(exported
 
 
 @pytest.mark.slow
-def test_sighup_sent_to_a_worker_process_is_ignored_with_a_log_line(exported_model):
+def test_sighup_to_a_worker_is_ignored_with_a_log_line_and_to_the_supervisor_reloads(exported_model):
     server = start_keras_dcgan_serve(exported_model.onnx_path, "--workers", 2)
     try:
         workers = worker_pids(server)
@@ -137,6 +137,11 @@ def test_sighup_sent_to_a_worker_process_is_ignored_with_a_log_line(exported_mod
         for _ in range(4):
             assert exchange(server.url, request_bytes("POST", PREDICT, predict_body()))[0] == 200
         assert worker_pids(server) == workers  # none died and was replaced
+        server.process.send_signal(signal.SIGHUP)  # to the supervisor: the same reload, and log lines, as one process's
+        wait_for_log(server, "SIGHUP: reloading")
+        wait_for_log(server, "reloaded", timeout=60)
+        assert not set(worker_pids(server)) & set(workers)
+        assert exchange(server.url, request_bytes("POST", PREDICT, predict_body()))[0] == 200
         assert server.stop() == 0
     finally:
         server.stop()
