@@ -9,6 +9,7 @@ import contextlib
 import os
 import pathlib
 import resource
+import signal
 import socket
 import sys
 
@@ -223,6 +224,9 @@ def add_serve_command(commands):
 def run_serve(args):
     from keras_dcgan.serving.server import AppSettings, BatchingOptions, ServerLimits, build_app, open_models, serve
     from keras_dcgan.serving.session import GeneratorSession
+
+    if hasattr(signal, "SIGHUP"):  # until the server's own handler is in place (and in the workers it spawns, until theirs is)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     _check_model_flags(args)
     session, version = None, 0

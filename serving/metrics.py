@@ -5,7 +5,10 @@ config; this server offers the same path, behind a flag, with its own metric nam
 
     keras_dcgan_serve_requests_total{signature, status}   answers by signature (or status/metadata) and HTTP status;
                                                           signature "" for requests refused before any route
-                                                          (408 too slow, 413 too large, 400 unparsable HTTP)
+                                                          (408 too slow, 413 too large, 431 headers too large,
+                                                          400 unparsable HTTP); status 499 (nginx's "client
+                                                          closed request") for a prediction whose client left
+                                                          before it reached the model: never computed nor answered
     keras_dcgan_serve_request_seconds{signature}          latency histogram, from the parsed request to the payload
     keras_dcgan_serve_requests_in_flight                  requests whose body was read and whose answer is not yet sent
     keras_dcgan_serve_model_version{model}                the version a request without version gets (0: none)
@@ -83,8 +86,12 @@ class PredictionMetrics:
         self.latency.labels(signature=signature).observe(seconds)
 
     def refused(self, status):
-        """A request refused before it reached the API (408, 413, unparsable HTTP): counted, not timed."""
+        """A request refused before it reached the API (408, 413, 431, unparsable HTTP): counted, not timed."""
         self.requests.labels(signature="", status=str(status)).inc()
+
+    def abandoned(self, signature):
+        """A prediction dropped from the queue because its client left (499, as nginx logs it): counted, not timed."""
+        self.requests.labels(signature=signature, status="499").inc()
 
     def observe_batch(self, rows, requests):
         """One model call of `rows` rows for `requests` requests."""

@@ -174,6 +174,18 @@ class ModelRepository:
 
     # -- changes, made by BasePathWatcher (or of_session) -----------------------------------------------------------
 
+    def replace_session(self, version, session):
+        """Serve `session` as `version` from now on (`serve --onnx` reloading its file); requests that hold the one before finish on it."""
+        with self._lock:
+            before = self._versions.get(version)
+            record = self._versions[version] = _Version(version)
+            record.session, record.state = session, AVAILABLE
+            if before is not None:
+                before.state = UNLOADING
+                self._end_if_unused(before)
+            self._refresh_latest()
+        self._changed()
+
     def _begin_load(self, version):
         with self._lock:
             record = self._versions[version] = _Version(version)

@@ -43,6 +43,7 @@ from keras_dcgan.serving.model_repository import Lease, ModelRepository, Servabl
 from keras_dcgan.serving.session import InputError
 
 _VERSION_OR_LABEL = r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
+MAX_VERSION = 2**63 - 1  # TF Serving's versions are int64
 PREDICT_ROUTE = re.compile(r"/v1/models/(?P<name>[^/:]+)" + _VERSION_OR_LABEL + r":predict", re.IGNORECASE)
 STATUS_ROUTE = re.compile(r"/v1/models(?:/(?P<name>[^/:]+))?" + _VERSION_OR_LABEL + r"(?P<metadata>/metadata)?", re.IGNORECASE)
 API_PREFIX = re.compile(r"/v1/", re.IGNORECASE)
@@ -54,6 +55,9 @@ class ApiError(Exception):
     signature = ""  # set once the request's signature is known, for the metrics
 
     def __init__(self, status, message):
+        # A message may quote the request, whose JSON can hold lone surrogates ("\ud800") that no
+        # JSON encoder writes: those are escaped, so that the answer is always encodable.
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
         super().__init__(message)
         self.status = status
         self.message = message
@@ -213,7 +217,7 @@ class PredictionApi:
         name = urllib.parse.unquote(match["name"])
         label = None if match["label"] is None else urllib.parse.unquote(match["label"])
         try:
-            return self.models.lease(name, None if match["version"] is None else int(match["version"]), label)
+            return self.models.lease(name, None if match["version"] is None else _version(match["version"]), label)
         except UnknownLabel:
             raise ApiError(400, f"Unrecognized servable version label: {label}") from None
         except ServableNotFound as missing:
@@ -227,7 +231,7 @@ class PredictionApi:
         return ApiError(404, f"Servable not found for request: {request}; available versions: {available}")
 
     def status(self, match):
-        version = None if match["version"] is None else int(match["version"])
+        version = None if match["version"] is None else _version(match["version"])
         try:
             statuses = self.models.statuses(urllib.parse.unquote(match["name"]), version)
         except ServableNotFound as missing:
@@ -263,8 +267,10 @@ class PredictionApi:
         signature = request.get("signature_name") or DEFAULT_SIGNATURE  # "" means the default, as in TF Serving
         signatures = self.signatures(lease.session)
         if not isinstance(signature, str) or signature not in signatures:
+            # Only a short string is echoed: the repr of a deeply nested value would itself overflow the stack.
+            named = signature[:100] if isinstance(signature, str) else f"a JSON {type(signature).__name__}"
             raise ApiError(
-                400, f'Serving signature name: "{signature}" not found in signature def; available: {", ".join(signatures)}'
+                400, f'Serving signature name: "{named}" not found in signature def; available: {", ".join(signatures)}'
             )
         try:
             return signature, self._pending(lease, signature, request, started)
@@ -302,6 +308,14 @@ class PredictionApi:
         else:
             latents = arrays[LATENT.name]
         return session.check_latents(latents)
+
+
+def _version(digits):
+    """The version in a path, or ApiError for one beyond int64 (Python would refuse to read 5,000 digits at all)."""
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_VERSION)) or int(digits) > MAX_VERSION:
+        raise ApiError(400, f"version {digits[:20]}{'...' if len(digits) > 20 else ''} is not a 64-bit integer")
+    return int(digits)
 
 
 def _parse_json(body):

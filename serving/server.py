@@ -10,8 +10,11 @@ paths), so no web framework sits in between.
 What uvicorn lacks, added here and nowhere else:
 - a deadline for a whole request (`RequestDeadlineProtocol`): its keep-alive timer restarts on
   every byte, so a client trickling headers or a body would hold a connection for ever;
-- a cap on the request body (413) before the model sees it (the batch cap is the API's);
-- JSON errors for requests its parser refuses, and exit status 0 after a signalled stop.
+- a cap on the request line and headers (431) and on the body (413) before the model sees it
+  (the batch cap is the API's);
+- predictions whose client left while they waited for the model are dropped, not computed;
+- JSON errors for requests its parser refuses, and exit status 0 after a signalled stop;
+- a stop that resets no connection the kernel accepted (listener.py), and SIGHUP reloading the model.
 
 A lone server process (`--workers 1`) runs model calls on a small thread pool, one thread per
 core: onnxruntime releases the GIL while it computes, and the event loop keeps reading other
@@ -22,11 +25,16 @@ runs on the event loop: work under the GIL gains nothing from another thread. Pr
 arrive while the model is busy share its next call (`batching.ModelBatcher`).
 """
 
+import array
+import asyncio
 import contextlib
+import fcntl
+import functools
 import logging
 import os
 import signal
 import socket
+import termios
 import time
 from dataclasses import dataclass
 
@@ -35,10 +43,11 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from keras_dcgan.serving import json_codec, open_inference
-from keras_dcgan.serving.batching import ModelBatcher
+from keras_dcgan.serving.batching import ClientGone, ModelBatcher
 from keras_dcgan.serving.health import ServerHealth
+from keras_dcgan.serving.listener import queued_connections, stop_accepting
 from keras_dcgan.serving.metrics import METRICS_PATH
-from keras_dcgan.serving.rest_api import PendingPrediction
+from keras_dcgan.serving.rest_api import PendingPrediction, PredictionApi
 
 LOGGER_NAME = "uvicorn"
 ACCESS_LOGGER_NAME = "keras_dcgan.serve.access"
@@ -49,6 +58,12 @@ ACCESS_LINE = '%s "%s %s" %d %.1f ms'
 REFUSAL_LINE = '%s "-" %d %s'  # a request the HTTP layer refused before it had a method and path
 access_logger = logging.getLogger(ACCESS_LOGGER_NAME)
 MODELS_LOGGER_NAME = "keras_dcgan.serving"  # model versions loading, failing, retiring (model_repository.py)
+# The request line and headers of one request. A client of this API sends a few hundred bytes;
+# this is twice what nginx accepts by default (4 buffers of 8 KiB) and four times Node's 16 KiB,
+# so a proxy in front refuses first, and 10,000 connections at the cap hold 640 MiB at most.
+MAX_HEADER_BYTES = 64 << 10
+# Scope key of a request: a callable that is true once its connection is closed (the client left).
+CLIENT_GONE = "keras_dcgan.client_gone"
 
 
 @dataclass(frozen=True)
@@ -77,13 +92,15 @@ def error_response(status, message, close=False):
 
 
 class RequestDeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol plus a deadline per request and JSON answers to unparsable ones.
+    """uvicorn's HTTP/1.1 protocol plus a deadline per request, a header cap and JSON answers to unparsable ones.
 
     The deadline starts when a request's first byte arrives and stops once its body is complete;
     however slowly the bytes trickle in, a request still incomplete at the deadline gets 408 and
     the connection is closed. A connection that never
     sends a byte is closed after the idle timeout by uvicorn's own keep-alive timer, which is
-    armed here at connection time (uvicorn arms it only after a first response).
+    armed here at connection time (uvicorn arms it only after a first response). A request line
+    and headers longer than MAX_HEADER_BYTES get 431 and the connection is closed: the parser
+    would otherwise buffer a header of any length.
     """
 
     def __init__(self, *args, **kwargs):
@@ -103,22 +120,58 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
         self._receiving = False  # a request's first byte has arrived, its last has not
         self._request_cycle = None  # that request's cycle, once its headers are complete
         self._close_after_request = False
+        self._in_headers = True  # the bytes that arrive belong to a request line or headers
+        self._header_bytes = 0  # of the current request, counted from whole reads (`data_received`)
+        self._headers_seen = 0  # requests whose headers were complete, on this connection
+        self._answering = None  # the cycle whose answer is being computed or sent; older than self.cycle when pipelined
         self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def connection_lost(self, exc):
         self._cancel_deadline()
+        # uvicorn tells only the newest request of the connection that its client left; with
+        # pipelined requests the one being answered is an older one, which would then write to
+        # the closed transport (a RuntimeError and a traceback in the log).
+        for cycle in (self._answering, *(waiting for waiting, _ in self.pipeline)):
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
         super().connection_lost(exc)
 
     def data_received(self, data):
         self._unset_keepalive_if_required()
         if self._deadline is None:
             self._deadline = self.loop.call_later(self.request_timeout_seconds, self._deadline_passed)
+        if not self._in_headers:
+            self._feed(data)
+            return
+        # A read that begins in a request's headers: feed at most what the cap leaves, and refuse
+        # if the headers are still incomplete then. (Headers that begin inside a read, after a
+        # pipelined body, are counted from the next read on: at most one read more than the cap.)
+        room = MAX_HEADER_BYTES - self._header_bytes
+        headers_seen = self._headers_seen
+        if len(data) > room:
+            data = memoryview(data)
+            if not self._feed(data[:room]):
+                return
+            if self._headers_seen == headers_seen:
+                self._refuse(431, f"request line and headers of more than {MAX_HEADER_BYTES} bytes exceed this server's limit")
+                return
+            self._feed(data[room:])
+            return
+        if self._feed(data) and self._headers_seen == headers_seen:
+            self._header_bytes += len(data)
+
+    def _feed(self, data):
+        """Parse `data`; False if the request was refused (and the connection closed)."""
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._refuse(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as error:
             self._refuse(400, f"malformed HTTP request: {error}")
+        else:
+            return not self.transport.is_closing()
+        return False
 
     def on_message_begin(self):
         super().on_message_begin()
@@ -126,22 +179,42 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
         self._request_cycle = None
 
     def on_headers_complete(self):
+        self.scope[CLIENT_GONE] = self.transport.is_closing
         super().on_headers_complete()
         self._request_cycle = self.cycle
+        self._in_headers = False
+        self._header_bytes = 0
+        self._headers_seen += 1
         if self._close_after_request:
             self.cycle.keep_alive = False
 
     def on_message_complete(self):
         super().on_message_complete()
         self._receiving = False
+        self._in_headers = True
         self._cancel_deadline()
 
+    def _start_asgi_task(self, cycle, app):
+        self._answering = cycle
+        super()._start_asgi_task(cycle, app)
+
     def shutdown(self):
-        """Graceful stop: a request whose headers are still arriving is answered (then closed) too."""
-        if self._receiving and self._request_cycle is None:
+        """Graceful stop: a request whose headers are still arriving, or not yet read, is answered (then closed) too.
+
+        uvicorn closes a connection between two requests at once; a request its client sent on
+        it that the event loop has not read yet would then be lost.
+        """
+        idle = self.cycle is None or self.cycle.response_complete
+        if (self._receiving and self._request_cycle is None) or (idle and self._unread_bytes()):
             self._close_after_request = True
             return
         super().shutdown()
+
+    def _unread_bytes(self):
+        count = array.array("i", [0])
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(self.transport.get_extra_info("socket").fileno(), termios.FIONREAD, count)
+        return count[0]
 
     def _deadline_passed(self):
         self._deadline = None
@@ -178,17 +251,18 @@ class RequestDeadlineProtocol(HttpToolsProtocol):
         access_logger.info(REFUSAL_LINE, "%s:%d" % self.client if self.client else "-", status, message)
 
 
-_REASONS = {400: b"Bad Request", 408: b"Request Timeout"}
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
 class RestApp:
     """The ASGI application: body cap, `PredictionApi.begin` on the loop, predictions through the batcher.
 
     `threads` model calls run at a time, each on a thread (default: one per core); 0 runs them on
-    the event loop. `page`, a web_page.WebPage, answers GET / and /ui/* ahead of the API.
+    the event loop. `page`, a web_page.WebPage, answers GET / and /ui/* ahead of the API;
+    `reload_model()`, a coroutine function, is what SIGHUP does (`reload`).
     """
 
-    def __init__(self, api, limits, batching, threads=None, health=None, page=None):
+    def __init__(self, api, limits, batching, threads=None, health=None, page=None, reload_model=None):
         self.api = api
         self.page = page
         self.limits = limits
@@ -197,6 +271,7 @@ class RestApp:
         self.open_inference = open_inference.OpenInferenceApi(api, self.health)
         model_threads = (os.cpu_count() or 1) if threads is None else threads
         self.batcher = ModelBatcher(api.run_model, model_threads, batching.max_rows, merge=batching.enabled)
+        self.reload_model = reload_model
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -222,9 +297,14 @@ class RestApp:
         if body is None:
             return None  # the client went away (or the request deadline passed): nobody to answer
         if self.metrics is None:
-            return await self._send(send, *await self._answer(scope, body))
+            return await self._send_answer(send, await self._answer(scope, body))
         with self.metrics.in_flight.track_inprogress():
-            return await self._send(send, *await self._answer(scope, body))
+            return await self._send_answer(send, await self._answer(scope, body))
+
+    async def _send_answer(self, send, answer):
+        if answer is None:  # the client left while its prediction waited for the model
+            return None
+        return await self._send(send, *answer)
 
     async def _answer(self, scope, body):
         # The path as sent: each API URL-decodes the model name itself, exactly once.
@@ -232,22 +312,36 @@ class RestApp:
         if open_inference.handles(path):
             answer = self.open_inference.begin(scope["method"], path, scope["headers"], body)
             if isinstance(answer, open_inference.PendingInfer):
-                try:
-                    images = await self.batcher.submit(answer.prediction)
-                except BaseException:  # as for a predict: its version is not held
-                    self.api.abandon(answer.prediction)
-                    raise
-                answer = self.open_inference.finish(answer, images)
+                images = await self._images(answer.prediction, scope)
+                answer = None if images is None else self.open_inference.finish(answer, images)
             return answer
         answer = self.api.begin(scope["method"], path, body)
         if isinstance(answer, PendingPrediction):
-            try:
-                images = await self.batcher.submit(answer)
-            except BaseException:  # the client left (cancelled) or the model call failed: its version is not held
-                self.api.abandon(answer)
-                raise
+            images = await self._images(answer, scope)
+            if images is None:
+                return None
             answer = self.api.finish(answer, images)
         return self._http_answer(*answer)
+
+    async def _images(self, prediction, scope):
+        """The model's rows for `prediction`, or None when its client left before its model call (counted as abandoned)."""
+        try:
+            return await self.batcher.submit(prediction, scope.get(CLIENT_GONE))
+        except ClientGone:
+            self.api.abandon(prediction)
+            if self.metrics is not None:
+                self.metrics.abandoned(prediction.signature)
+            return None
+        except BaseException:  # cancelled, or the model call failed: its version is not held
+            self.api.abandon(prediction)
+            raise
+
+    async def reload(self):
+        """SIGHUP in a lone server process: what `reload_model` does, or a log line saying it is ignored."""
+        if self.reload_model is None:
+            logging.getLogger(LOGGER_NAME).warning("SIGHUP ignored: this server was given a loaded model, not a file to load again")
+            return
+        await self.reload_model()
 
     @staticmethod
     def _http_answer(status, payload):
@@ -285,7 +379,7 @@ class RestApp:
 
 
 class PredictionServer(uvicorn.Server):
-    """uvicorn's server, not ready from the first SIGTERM or SIGINT on, and exiting normally after it.
+    """uvicorn's server, not ready from the first SIGTERM or SIGINT on, exiting normally after it, reloading on SIGHUP.
 
     uvicorn re-raises the signal after its graceful shutdown (for process managers that look
     at the signal); a service that drained cleanly exits 0 instead. With a shutdown delay it
@@ -293,6 +387,20 @@ class PredictionServer(uvicorn.Server):
     """
 
     drained = False
+    _reloading = None
+
+    async def startup(self, sockets=None):
+        await super().startup(sockets)
+        if hasattr(signal, "SIGHUP"):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload)
+
+    def _reload(self):
+        if self.should_exit:
+            logging.getLogger(LOGGER_NAME).warning("SIGHUP ignored: the server is stopping")
+        elif self._reloading is not None and not self._reloading.done():
+            logging.getLogger(LOGGER_NAME).warning("SIGHUP ignored: a reload is already under way")
+        else:
+            self._reloading = asyncio.ensure_future(self.config.app.reload())
 
     def __init__(self, config, health, shutdown_delay_seconds=0.0):
         super().__init__(config)
@@ -311,6 +419,11 @@ class PredictionServer(uvicorn.Server):
         return should_exit and (self.force_exit or self._drain_at is None or time.monotonic() >= self._drain_at)
 
     async def shutdown(self, sockets=None):
+        for sock in sockets or []:  # before uvicorn closes it: accept what the kernel queued
+            stop_accepting(sock)
+            deadline = time.monotonic() + self.config.timeout_graceful_shutdown
+            while queued_connections(sock) and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
         await super().shutdown(sockets)
         self.drained = not self.server_state.connections  # uvicorn waits for them all unless the drain timeout passed
 
@@ -399,7 +512,6 @@ def build_app(settings, models=None, worker=False):
     With a model base path, the version folders are polled from here on and SIGHUP re-reads
     the model config file (this must run on the main thread).
     """
-    from keras_dcgan.serving.rest_api import PredictionApi
 
     repository, watcher = models or open_models(settings)
     metrics = None
@@ -409,8 +521,14 @@ def build_app(settings, models=None, worker=False):
         metrics = PredictionMetrics(settings.model_name, repository.latest_version() or 0, shared=worker)
         repository.on_change = lambda: metrics.set_version(repository.latest_version() or 0)
     if watcher is not None:
+        # In a worker process SIGHUP comes here; a lone server process hands it to RestApp.reload.
         signal.signal(signal.SIGHUP, lambda *_: watcher.request_reload())
         watcher.start(settings.poll_seconds)
+
+        async def reload_model():
+            watcher.request_reload()
+    else:
+        reload_model = functools.partial(reload_model_file, repository, settings)
     api = PredictionApi(repository, settings.max_batch, metrics)
     page = None
     if settings.page:
@@ -422,7 +540,31 @@ def build_app(settings, models=None, worker=False):
 
         page = WebPage(latest_model_info)
     health = ServerHealth(settings.health_state_file)
-    return RestApp(api, settings.limits, settings.batching, threads=0 if worker else None, health=health, page=page)
+    return RestApp(
+        api, settings.limits, settings.batching, threads=0 if worker else None, health=health, page=page,
+        reload_model=reload_model,
+    )
+
+
+async def reload_model_file(repository, settings):
+    """SIGHUP of `serve --onnx`: load the file again, off the event loop, and serve it once it is loaded.
+
+    Requests already begun finish on the session they began on (the repository retires it after
+    them); a file that cannot be loaded (missing, tampered, not a generator) leaves the one loaded
+    before serving.
+    """
+    from keras_dcgan.serving.session import GeneratorSession
+
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.warning("SIGHUP: reloading %s", settings.onnx_path)
+    load = functools.partial(GeneratorSession, settings.onnx_path, threads=settings.onnx_threads, verify=settings.verify)
+    try:
+        session = await asyncio.get_running_loop().run_in_executor(None, load)
+    except (OSError, ValueError) as error:
+        logger.error("could not reload %s: %s; still serving the model loaded before", settings.onnx_path, error)
+        return
+    repository.replace_session(settings.version, session)
+    logger.warning("reloaded %s: new requests are answered by it", settings.onnx_path)
 
 
 def uvicorn_config(app, limits, **options):
