@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from helpers import FUZZ_SETTINGS
-from keras_dcgan.serving.manifest import FIELD_CHECKS, REQUIRED_KEYS, ManifestError, read_manifest
+from keras_dcgan.contract import MANIFEST_SCHEMA, ManifestError
+from keras_dcgan.serving.manifest import read_manifest
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
@@ -27,10 +28,12 @@ FIELD_VALUES = {
         max_size=3,
     ),
     "version": st.integers(-1, 3) | JSON_VALUES,
+    "digits": st.fixed_dictionaries({"categories": st.integers(-1, 12) | JSON_VALUES}) | JSON_VALUES,
+    "source": st.fixed_dictionaries({"config": JSON_VALUES}) | JSON_VALUES,
 }
 MANIFESTS = st.fixed_dictionaries(
     {},
-    optional={key: FIELD_VALUES[key] for key in FIELD_CHECKS} | {"digits": JSON_VALUES, "source": JSON_VALUES},
+    optional={key: FIELD_VALUES.get(key, JSON_VALUES) for key in MANIFEST_SCHEMA},
 )
 
 
@@ -41,9 +44,9 @@ def read_or_refuse(path):
     except ManifestError as error:
         assert str(path) in str(error)
         return None
-    assert isinstance(manifest, dict) and all(key in manifest for key in REQUIRED_KEYS)
-    for key, (check, _) in FIELD_CHECKS.items():
-        assert key not in manifest or check(manifest[key]), key
+    assert isinstance(manifest, dict) and all(key in manifest for key, field in MANIFEST_SCHEMA.items() if field.required)
+    for key, field in MANIFEST_SCHEMA.items():
+        assert key not in manifest or field.check(manifest[key]), key
     return manifest
 
 
