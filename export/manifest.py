@@ -2,6 +2,7 @@
 
 `quality` holds the sample-quality scores `fit --eval-every` recorded for the exported epoch
 (null when none were). Serving relies on: latent_dim, image_shape, value_range, onnx.{file, input, output},
+litert.{file, signature, input, output} for the LiteRT file,
 signatures, and files[path].sha256 (every file of the folder except manifest.json itself); `digits`
 (export/digit_input.py) only for a generator that takes digits.
 """
@@ -36,7 +37,10 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def build_manifest(*, model_name, version, latent_dim, image_shape, onnx, signatures, folder, source, parity, quality, variants=None, digits=None):
+def build_manifest(
+    *, model_name, version, latent_dim, image_shape, onnx, signatures, folder, source, parity, quality, variants=None, digits=None,
+    litert=None, litert_variants=None,
+):
     manifest = {
         "format_version": FORMAT_VERSION,
         "model_name": model_name,
@@ -52,8 +56,12 @@ def build_manifest(*, model_name, version, latent_dim, image_shape, onnx, signat
         "quality": quality,
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if litert:
+        manifest["litert"] = litert
     if variants:
         manifest["onnx_variants"] = variants
+    if litert_variants:
+        manifest["litert_variants"] = litert_variants
     if digits:
         manifest["digits"] = digits
     return manifest

@@ -12,6 +12,7 @@ and are not checked here):
     image_shape    [height, width, channels], integers >= 1
     value_range    [0.0, 1.0]: the export contract for images
     onnx           object; "file", "input", "output" strings where present
+    litert         object (optional; the LiteRT file's): "file", "signature", "input", "output" strings where present
     files          object: relative path -> {"sha256": 64 hex digits, "bytes": integer >= 0}
     version        integer >= 1 (optional)
 """
@@ -34,12 +35,18 @@ def _is_file_entry(entry):
     return isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and SHA256.fullmatch(entry["sha256"]) and _is_count(entry.get("bytes"), 0)
 
 
+def _has_names(*keys):
+    """A check that a value is an object whose `keys`, where present, are strings."""
+    return lambda value: isinstance(value, dict) and all(isinstance(value.get(key, ""), str) for key in keys)
+
+
 # key -> (check, what was expected); the schema of the module docstring.
 FIELD_CHECKS = {
     "latent_dim": (_is_count, "an integer >= 1"),
     "image_shape": (lambda value: isinstance(value, list) and len(value) == 3 and all(map(_is_count, value)), "[height, width, channels] of integers >= 1"),
     "value_range": (lambda value: value == [0, 1] and all(isinstance(bound, (int, float)) and not isinstance(bound, bool) for bound in value), "[0.0, 1.0]"),
-    "onnx": (lambda value: isinstance(value, dict) and all(isinstance(value.get(key, ""), str) for key in ("file", "input", "output")), 'an object whose "file", "input" and "output" are strings'),
+    "onnx": (_has_names("file", "input", "output"), 'an object whose "file", "input" and "output" are strings'),
+    "litert": (_has_names("file", "signature", "input", "output"), 'an object whose "file", "signature", "input" and "output" are strings'),
     "files": (lambda value: isinstance(value, dict) and all(map(_is_file_entry, value.values())), 'an object of path -> {"sha256": 64 hex digits, "bytes": integer >= 0}'),
     "version": (_is_count, "an integer >= 1"),
 }

@@ -1,10 +1,10 @@
-"""One interface over the three things `evaluate` and the latent walk can read.
+"""One interface over the four things `evaluate` and the latent walk can read.
 
 `open_generator(path, epoch=None)` accepts
 - a run dir: its final generator, or with `epoch` the generator of that epoch's checkpoint
   (`RunDir.load_generator`);
 - an ONNX file (`latent` float32 [batch, latent_dim] -> `images` [batch, 28, 28, 1] in [0, 1]),
-  run by onnxruntime;
+  run by onnxruntime, or a LiteRT .tflite file of the same interface, run by ai-edge-litert;
 - a SavedModel folder (signature serving_default: `latent` -> `images` in [0, 1]).
 Every one becomes a `Generator`: `generate(latents)` returns float32 images in [0, 1], and
 `digit_categories` says whether it takes digits (keras_dcgan/digits.py): a run whose code
@@ -56,12 +56,12 @@ def open_generator(path, epoch=None):
         return _open_run(run, epoch)
     if epoch is not None:
         raise GeneratorSourceError(f"--epoch applies to run dirs only; {path} is not one (no {CONFIG_FILE})")
-    if os.path.isfile(path) and path.endswith(".onnx"):
-        return _open_onnx(path)
+    if os.path.isfile(path) and path.endswith((".onnx", ".tflite")):
+        return _open_model_file(path)
     if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
         return _open_saved_model(path)
     raise GeneratorSourceError(
-        f"{path}: not a run dir (no {CONFIG_FILE}), an .onnx file or a SavedModel folder (no saved_model.pb)"
+        f"{path}: not a run dir (no {CONFIG_FILE}), an .onnx or .tflite file or a SavedModel folder (no saved_model.pb)"
     )
 
 
@@ -94,21 +94,25 @@ def _manifest_data(folder):
     return data, manifest.get("latent_dim"), int((manifest.get("digits") or {}).get("categories", 0))
 
 
-def _open_onnx(path):
-    from keras_dcgan.serving.onnx_session import open_session
+def _open_model_file(path):
+    """An ONNX (onnxruntime) or LiteRT (ai-edge-litert) file, run through serving/runtimes.py."""
+    from keras_dcgan.serving.litert_session import MissingLiteRTError
+    from keras_dcgan.serving.runtimes import runtime_for
 
-    session = open_session(path)
-    model_input = session.get_inputs()[0]
+    model_class = runtime_for(path)
+    with open(path, "rb") as file:
+        content = file.read()
+    try:
+        model = model_class(content)
+    except MissingLiteRTError:
+        raise
+    except Exception as error:  # each runtime raises its own exception types for unreadable models
+        raise GeneratorSourceError(f"{model_class.runtime} cannot load {path}: {error}") from error
     data, manifest_latent_dim, digit_categories = _manifest_data(os.path.dirname(os.path.abspath(path)))
-    latent_dim = model_input.shape[1] if isinstance(model_input.shape[1], int) else manifest_latent_dim
+    latent_dim = model.input_shape[1] if model.input_shape[1] is not None else manifest_latent_dim
     if not isinstance(latent_dim, int):
-        raise GeneratorSourceError(f"{path}: latent size unknown (input shape {model_input.shape}, no manifest.json)")
-    output_name = session.get_outputs()[0].name
-
-    def generate_batch(latents):
-        return session.run([output_name], {model_input.name: latents})[0]
-
-    return Generator(f"{path} (onnxruntime)", latent_dim, generate_batch, data, digit_categories)
+        raise GeneratorSourceError(f"{path}: latent size unknown (input shape {model.input_shape}, no manifest.json)")
+    return Generator(f"{path} ({model_class.runtime})", latent_dim, model.run, data, digit_categories)
 
 
 def _open_saved_model(folder):
