@@ -38,7 +38,7 @@ DYNAMIC_INT8_FILE = "generator.dynamic_int8.tflite"
 def export_litert(generator, latent_dim, folder, quantised_variant=False):
     """Write generator.tflite (and the dynamic-range variant) into `folder`.
 
-    Returns (the manifest's `litert` entry, {variant: {"file"}} of the variants written).
+    Returns (the manifest's `litert` entry, {variant: file name} of the variants written).
     Raises ExportError if a file would need a Flex op.
     """
     with tempfile.TemporaryDirectory() as frozen_dir:
@@ -47,7 +47,7 @@ def export_litert(generator, latent_dim, folder, quantised_variant=False):
         variants = {}
         if quantised_variant:
             _convert(frozen_dir, os.path.join(folder, DYNAMIC_INT8_FILE), optimizations=[tf.lite.Optimize.DEFAULT])
-            variants["dynamic_int8"] = {"file": DYNAMIC_INT8_FILE}
+            variants["dynamic_int8"] = DYNAMIC_INT8_FILE
     entry = {
         "file": LITERT_FILE,
         "signature": DEFAULT_SIGNATURE,
