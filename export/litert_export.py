@@ -42,7 +42,7 @@ def export_litert(generator, latent_dim, folder, quantised_variant=False):
     Raises ExportError if a file would need a Flex op.
     """
     with tempfile.TemporaryDirectory() as frozen_dir:
-        _save_frozen(generator, latent_dim, frozen_dir)
+        save_frozen(generator, latent_dim, frozen_dir)
         _convert(frozen_dir, os.path.join(folder, LITERT_FILE))
         variants = {}
         if quantised_variant:
@@ -60,7 +60,7 @@ def export_litert(generator, latent_dim, folder, quantised_variant=False):
     return entry, variants
 
 
-def _save_frozen(generator, latent_dim, directory):
+def save_frozen(generator, latent_dim, directory):
     """A SavedModel of the generator with its weights as constants, for the converter.
 
     The converter keeps the variables of a SavedModel of the live Keras model as resource
