@@ -28,21 +28,23 @@ def run_export(args):
         f"Exported {source['checkpoint']} of {source['run_dir']} (step {source['step']}) as version {result.version}:\n"
         f"  SavedModel  {result.version_dir}  signatures: {', '.join(manifest['signatures'])}\n"
         f"  ONNX        {result.onnx_path}  (opset {manifest['onnx']['opset']})\n"
+        f"  LiteRT      {os.path.join(result.version_dir, manifest['litert']['file'])}  (builtin operators only)\n"
         f"  manifest    {result.manifest_path}\n"
         f"  parity      max abs difference to Keras {worst:.2g} (tolerance {manifest['parity']['tolerance']:g})"
     )
-    for variant, described in manifest.get("onnx_variants", {}).items():
-        print(f"  {variant:<11} {described['file']}  {described['bytes']:,} bytes, "
-              f"max abs difference to float32 ONNX {described['max_abs_difference']:.2g}")
+    for format_name, key in (("ONNX", "onnx_variants"), ("LiteRT", "litert_variants")):
+        for variant, described in manifest.get(key, {}).items():
+            print(f"  {variant:<11} {described['file']}  {described['bytes']:,} bytes, "
+                  f"max abs difference to float32 {format_name} {described['max_abs_difference']:.2g}")
     return 0
 
 
 def add_export_command(commands):
     export = commands.add_parser(
         "export",
-        help="export a run's generator as a TF Serving SavedModel + ONNX + manifest",
+        help="export a run's generator as a TF Serving SavedModel + ONNX + LiteRT + manifest",
         description="Export the generator of RUN_DIR (final, or --epoch N) to EXPORT_ROOT/NAME/VERSION/: "
-        "a TF Serving SavedModel, generator.onnx and manifest.json, after checking both against Keras.",
+        "a TF Serving SavedModel, generator.onnx, generator.tflite and manifest.json, after checking each against Keras.",
     )
     export.add_argument("run_dir", metavar="RUN_DIR", help="a keras-dcgan fit run dir")
     export.add_argument("--out", default=DEFAULT_EXPORT_ROOT, metavar="EXPORT_ROOT", help="export root (default: %(default)s)")
@@ -51,7 +53,7 @@ def add_export_command(commands):
     export.add_argument("--epoch", type=integer_flag(1), default=None, help="export the checkpoint of this epoch instead of generator.keras")
     export.add_argument(
         "--edge-variants", action="store_true",
-        help="also write generator.float16.onnx and generator.int8.onnx (smaller; docs/export.md has their accuracy)",
+        help="also write generator.float16.onnx, generator.int8.onnx and generator.dynamic_int8.tflite (smaller; docs/export.md has their accuracy)",
     )
     export.add_argument(
         "--data-dir", default=None,

@@ -21,9 +21,8 @@ import warnings
 import numpy as np
 import onnx
 
-from keras_dcgan.contract import MODEL_INPUT, MODEL_OUTPUT
 from keras_dcgan.latents import latents_from_seeds
-from keras_dcgan.serving.onnx_session import open_session
+from keras_dcgan.serving.runtimes import runtime_for
 
 CODE_LAYER_NAME = "categorical_code"  # the layer's name in keras_dcgan.networks, kept in ONNX node names
 FLOAT16_FILE = "generator.float16.onnx"
@@ -64,17 +63,25 @@ WRITERS = {"float16": (FLOAT16_FILE, write_float16), "int8": (INT8_FILE, write_i
 
 
 def write_edge_variants(folder, float32_file, latent_dim, sample_count=64):
-    """Write every variant into `folder`; returns {variant: {"file", "bytes", "max_abs_difference", "mean_abs_difference"}}.
-
-    Differences are to the float32 ONNX file, on the latents of seeds 0..sample_count-1, in [0, 1] units.
-    """
+    """Write every ONNX variant into `folder`; returns `describe_variants` of them."""
     float32_path = os.path.join(folder, float32_file)
+    for file_name, write in WRITERS.values():
+        write(float32_path, os.path.join(folder, file_name))
+    files = {variant: file_name for variant, (file_name, _) in WRITERS.items()}
+    return describe_variants(folder, float32_file, files, latent_dim, sample_count)
+
+
+def describe_variants(folder, float32_file, files, latent_dim, sample_count=64):
+    """{variant: {"file", "bytes", "max_abs_difference", "mean_abs_difference"}} for {variant: file} in `folder`.
+
+    Differences are to the float32 file of the same format (ONNX or LiteRT), on the latents of
+    seeds 0..sample_count-1, in [0, 1] units.
+    """
     latents = latents_from_seeds(np.arange(sample_count), latent_dim)
-    reference = _run(float32_path, latents)
+    reference = _run(os.path.join(folder, float32_file), latents)
     described = {}
-    for variant, (file_name, write) in WRITERS.items():
+    for variant, file_name in files.items():
         path = os.path.join(folder, file_name)
-        write(float32_path, path)
         difference = np.abs(_run(path, latents).astype(np.float64) - reference)
         described[variant] = {
             "file": file_name,
@@ -86,7 +93,8 @@ def write_edge_variants(folder, float32_file, latent_dim, sample_count=64):
 
 
 def _run(path, latents):
-    return open_session(path).run([MODEL_OUTPUT.name], {MODEL_INPUT.name: latents})[0]
+    with open(path, "rb") as file:
+        return runtime_for(path)(file.read()).run(latents)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
     <export_root>/<name>/<version>/
         saved_model.pb, variables/, fingerprint.pb, assets/   TF Serving (see saved_model.py)
         generator.onnx                                        onnxruntime (see onnx_export.py)
+        generator.tflite                                      LiteRT (see litert_export.py)
         manifest.json                                         what is in the folder (see manifest.py), and
                                                               for a generator that takes digits, how well (digit_input.py)
 
@@ -15,13 +16,14 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from keras_dcgan.contract import MANIFEST_NAME, MODEL_INPUT, MODEL_OUTPUT, ONNX_FILE
+from keras_dcgan.contract import LITERT_FILE, MANIFEST_NAME, MODEL_INPUT, MODEL_OUTPUT, ONNX_FILE
 from keras_dcgan.data import IMAGE_SHAPE
 from keras_dcgan.export import version_folder
 from keras_dcgan.export.digit_input import DEFAULT_DIGIT_SAMPLES, describe_digits
-from keras_dcgan.export.edge_variants import write_edge_variants
+from keras_dcgan.export.edge_variants import describe_variants, write_edge_variants
 from keras_dcgan.export.errors import ExportError
 from keras_dcgan.export.generator_source import load_generator_source, recorded_quality
+from keras_dcgan.export.litert_export import export_litert
 from keras_dcgan.export.manifest import build_manifest, write_manifest
 from keras_dcgan.export.onnx_export import export_onnx
 from keras_dcgan.export.parity import measure_parity
@@ -44,7 +46,8 @@ def export_generator(
     """Export the final generator of `run_dir` (or the one saved at the end of `epoch`).
 
     `version=None` takes the next free version. `edge_variants=True` adds the float16 and
-    dynamic-int8 ONNX files of edge_variants.py (recorded under manifest["onnx_variants"]).
+    dynamic-int8 ONNX files of edge_variants.py (recorded under manifest["onnx_variants"]) and
+    the dynamic-range LiteRT file of litert_export.py (manifest["litert_variants"]).
     `data_dir` (IDX files; None: TFDS) and `cache_dir` serve to score a digit input, if any,
     on `digit_samples` seeded latents.
     Raises ExportError (a ValueError) for a run dir without a generator, a corrupt checkpoint,
@@ -66,17 +69,21 @@ def export_generator(
     with version_folder.staged_version_folder(base_path, version) as staging:
         save_saved_model(source.generator, source.latent_dim, staging, categories)
         opset = export_onnx(source.generator, source.latent_dim, os.path.join(staging, ONNX_FILE))
+        litert, litert_variant_files = export_litert(source.generator, source.latent_dim, staging, quantised_variant=edge_variants)
         saved_model = tf.saved_model.load(staging)
         parity = measure_parity(
-            source.generator, source.latent_dim, saved_model, os.path.join(staging, ONNX_FILE), digit_categories=categories
+            source.generator, source.latent_dim, saved_model, os.path.join(staging, ONNX_FILE), digit_categories=categories,
+            litert_path=os.path.join(staging, LITERT_FILE),
         )
         variants = write_edge_variants(staging, ONNX_FILE, source.latent_dim) if edge_variants else None
+        litert_variants = describe_variants(staging, LITERT_FILE, litert_variant_files, source.latent_dim) if edge_variants else None
         manifest = build_manifest(
             model_name=name,
             version=version,
             latent_dim=source.latent_dim,
             image_shape=IMAGE_SHAPE,
             onnx={"file": ONNX_FILE, "opset": opset, "input": MODEL_INPUT.name, "output": MODEL_OUTPUT.name},
+            litert=litert,
             signatures=describe_signatures(saved_model),
             folder=staging,
             source={
@@ -89,6 +96,7 @@ def export_generator(
             parity=parity,
             quality=recorded_quality(source.run_dir, source.epoch),
             variants=variants,
+            litert_variants=litert_variants,
             digits=describe_digits(source, data_dir, cache_dir, digit_samples),
         )
         write_manifest(staging, manifest)

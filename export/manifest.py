@@ -4,6 +4,7 @@ Its schema is the export contract's (`keras_dcgan.contract.MANIFEST_SCHEMA`), ch
 the file is written. `quality` holds the sample-quality scores `fit --eval-every` recorded for the
 exported epoch (null when none were); `files` every file of the folder except manifest.json
 itself; `digits` (export/digit_input.py) is there only for a generator that takes digits.
+`litert` describes the LiteRT file (export/litert_export.py).
 """
 
 import datetime
@@ -35,7 +36,10 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def build_manifest(*, model_name, version, latent_dim, image_shape, onnx, signatures, folder, source, parity, quality, variants=None, digits=None):
+def build_manifest(
+    *, model_name, version, latent_dim, image_shape, onnx, signatures, folder, source, parity, quality, variants=None, digits=None,
+    litert=None, litert_variants=None,
+):
     manifest = {
         "format_version": MANIFEST_FORMAT_VERSION,
         "model_name": model_name,
@@ -51,8 +55,12 @@ def build_manifest(*, model_name, version, latent_dim, image_shape, onnx, signat
         "quality": quality,
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if litert:
+        manifest["litert"] = litert
     if variants:
         manifest["onnx_variants"] = variants
+    if litert_variants:
+        manifest["litert_variants"] = litert_variants
     if digits:
         manifest["digits"] = digits
     return manifest

@@ -1,4 +1,4 @@
-"""Export-time parity: the written SavedModel and ONNX file against the Keras generator.
+"""Export-time parity: the written SavedModel, ONNX file and LiteRT file against the Keras generator.
 
 All run on the same latents (seeded, `keras_dcgan.latents`) at batch 1 and batch 64; the
 reference is the generator in inference mode mapped to [0, 1]. Any max abs difference above
@@ -16,6 +16,7 @@ from keras_dcgan.export.errors import ParityError
 from keras_dcgan.image_range import to_unit_range
 from keras_dcgan.latents import latents_from_seeds
 from keras_dcgan.serving.onnx_session import open_session
+from keras_dcgan.serving.runtimes import LiteRTModel
 
 TOLERANCE = 1e-4
 BATCH_SIZES = (1, 64)
@@ -25,8 +26,8 @@ def keras_images(generator, latents):
     return to_unit_range(generator(latents, training=False).numpy())
 
 
-def measure_parity(generator, latent_dim, saved_model, onnx_path, tolerance=TOLERANCE, digit_categories=0):
-    """{"tolerance", "seeds", "max_abs_difference": {...}} for a loaded SavedModel and an ONNX file.
+def measure_parity(generator, latent_dim, saved_model, onnx_path, tolerance=TOLERANCE, digit_categories=0, litert_path=None):
+    """{"tolerance", "seeds", "max_abs_difference": {...}} for a loaded SavedModel, an ONNX file and a LiteRT file.
 
     Raises ParityError above the tolerance.
     """
@@ -34,6 +35,7 @@ def measure_parity(generator, latent_dim, saved_model, onnx_path, tolerance=TOLE
     latents = latents_from_seeds(seeds, latent_dim)
     reference = keras_images(generator, latents)
     session = open_session(onnx_path)
+    litert = _open_litert(litert_path) if litert_path else None
 
     differences = {}
     for batch in BATCH_SIZES:
@@ -44,6 +46,8 @@ def measure_parity(generator, latent_dim, saved_model, onnx_path, tolerance=TOLE
         differences[f"saved_model_batch_{batch}"] = _max_abs(from_saved_model.numpy(), expected)
         differences[f"saved_model_seeds_batch_{batch}"] = _max_abs(from_seeds.numpy(), expected)
         differences[f"onnx_batch_{batch}"] = _max_abs(from_onnx, expected)
+        if litert:
+            differences[f"litert_batch_{batch}"] = _max_abs(litert.run(latents[:batch]), expected)
     if digit_categories:
         digits = cycled_digits(len(seeds), digit_categories)
         expected = keras_images(generator, latents_for_digits(latents, digits, digit_categories))
@@ -55,6 +59,11 @@ def measure_parity(generator, latent_dim, saved_model, onnx_path, tolerance=TOLE
         described = ", ".join(f"{name} {value:.3g}" for name, value in too_far.items())
         raise ParityError(f"exported outputs differ from the Keras generator by more than {tolerance:g} (max abs): {described}")
     return {"tolerance": tolerance, "seeds": [int(seeds[0]), int(seeds[-1])], "max_abs_difference": differences}
+
+
+def _open_litert(path):
+    with open(path, "rb") as file:
+        return LiteRTModel(file.read())
 
 
 def _max_abs(actual, expected):

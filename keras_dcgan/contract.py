@@ -11,6 +11,7 @@ A version folder `<base path>/<model name>/<version>/` holds:
 
     saved_model.pb, variables/, ...   TF Serving's SavedModel, with the signatures of SIGNATURES
     generator.onnx                    latent -> images, for onnxruntime
+    generator.tflite                  latent -> images, for LiteRT (signature serving_default)
     manifest.json                     MANIFEST_SCHEMA: what is in the folder, and its checksums
 
 The digit rule: only a generator whose categorical code learnt the training labels takes digits
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT_VERSION = 1
 ONNX_FILE = "generator.onnx"
+LITERT_FILE = "generator.tflite"
+MODEL_FILE_SUFFIXES = (".onnx", ".tflite")  # the files a device runs, each by its own runtime (serving/runtimes.py)
 SAVED_MODEL_FILE = "saved_model.pb"
 VALUE_RANGE = (0.0, 1.0)  # images leave every signature and file in [0, 1]
 
@@ -81,7 +84,7 @@ SIGNATURES = {
     SEEDS_SIGNATURE: Signature(SEEDS_SIGNATURE, (SEEDS,), (IMAGES,)),
     DIGITS_SIGNATURE: Signature(DIGITS_SIGNATURE, (SEEDS, DIGITS), (IMAGES,), takes_digits=True),
 }
-# The ONNX file (and every edge file beside it) holds the network alone: latents in, images out.
+# The ONNX and LiteRT files (and every edge variant beside them) hold the network alone: latents in, images out.
 MODEL_INPUT = LATENT
 MODEL_OUTPUT = IMAGES
 
@@ -122,6 +125,10 @@ def _is_model_file(value):
     return isinstance(value, dict) and all(isinstance(value.get(key, ""), str) for key in ("file", "input", "output"))
 
 
+def _is_litert_file(value):
+    return _is_model_file(value) and isinstance(value.get("signature", ""), str)
+
+
 def _is_digits(value):
     return isinstance(value, dict) and _is_count(value.get("categories"), 2) and value.get("signature", DIGITS_SIGNATURE) == DIGITS_SIGNATURE
 
@@ -141,6 +148,7 @@ MANIFEST_SCHEMA = {
     "image_shape": Field(True, lambda value: isinstance(value, list) and len(value) == 3 and all(map(_is_count, value)), "[height, width, channels] of integers >= 1"),
     "value_range": Field(True, lambda value: isinstance(value, list) and len(value) == 2 and all(map(_is_number, value)) and tuple(value) == VALUE_RANGE, "[0.0, 1.0]"),
     "onnx": Field(True, _is_model_file, 'an object whose "file", "input" and "output" are strings'),
+    "litert": Field(False, _is_litert_file, 'an object whose "file", "signature", "input" and "output" are strings'),
     "files": Field(True, lambda value: isinstance(value, dict) and all(map(_is_file_entry, value.values())), 'an object of path -> {"sha256": 64 hex digits, "bytes": integer >= 0}'),
     "version": Field(False, _is_count, "an integer >= 1"),
     "model_name": Field(False, lambda value: isinstance(value, str) and bool(value), "a non-empty string"),

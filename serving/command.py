@@ -1,4 +1,5 @@
-"""The `generate` and `serve` subcommands. Imports no TensorFlow: both run on a device with onnxruntime only.
+"""The `generate` and `serve` subcommands. Imports no TensorFlow: both run on a device with onnxruntime only
+(`generate --tflite` with ai-edge-litert, the extra `keras-dcgan[litert]`).
 
 `generate --grpc` is the exception: it needs the optional extra `keras-dcgan[grpc]`
 (tensorflow-serving-api, which pulls in TensorFlow), imported only when asked for.
@@ -57,13 +58,16 @@ def port_number(text):
 def add_generate_command(commands):
     generate = commands.add_parser(
         "generate",
-        help="draw digits from an exported generator: ONNX file, TF Serving (REST or gRPC) or keras-dcgan serve",
+        help="draw digits from an exported generator: ONNX or LiteRT file, TF Serving (REST or gRPC) or keras-dcgan serve",
         description="Draw --n digits for the seeds --seed, --seed+1, ... from one back end. Seed N gives the same "
         "digit on every back end. --out FILE.png writes one grid; --out FOLDER writes FOLDER/grid.png and "
         "one FOLDER/seed_N.png per digit.",
     )
     backend = generate.add_mutually_exclusive_group(required=True)
     backend.add_argument("--onnx", metavar="FILE", help="run this ONNX file with onnxruntime (checks manifest.json beside it)")
+    backend.add_argument(
+        "--tflite", metavar="FILE", help="run this LiteRT file with ai-edge-litert (checks manifest.json beside it; needs keras-dcgan[litert])"
+    )
     backend.add_argument("--server", metavar="URL", help="TF Serving REST endpoint, e.g. http://127.0.0.1:8501")
     backend.add_argument("--grpc", metavar="HOST:PORT", help="TF Serving gRPC endpoint, e.g. 127.0.0.1:8500 (needs keras-dcgan[grpc])")
     generate.add_argument("--model-name", default="dcgan", help="served model name (default: %(default)s)")
@@ -76,7 +80,7 @@ def add_generate_command(commands):
     )
     generate.add_argument("--out", default="digits.png", help="FILE.png for a grid, or a FOLDER for grid + one PNG each (default: %(default)s)")
     generate.add_argument("--force", action="store_true", help="overwrite PNG files that exist (without it, an existing one is an error)")
-    generate.add_argument("--no-verify", action="store_true", help="run an --onnx file that has no manifest.json beside it, unchecked")
+    generate.add_argument("--no-verify", action="store_true", help="run an --onnx or --tflite file that has no manifest.json beside it, unchecked")
     generate.set_defaults(handler=run_generate)
 
 
@@ -120,10 +124,14 @@ def _digit(text):
 def _generate_images(args, seeds, digit):
     """float32 [n, 28, 28, 1] in [0, 1] from the chosen back end, REQUEST_BATCH at a time; latents made here, so seeds agree everywhere."""
     digits = None if digit is None else np.full(len(seeds), digit, np.int64)
-    if args.onnx:
+    if args.onnx or args.tflite:
         from keras_dcgan.serving.session import GeneratorSession, InputError
 
-        session = GeneratorSession(args.onnx, verify=not args.no_verify)
+        flag = "onnx" if args.onnx else "tflite"  # each flag is named after its file's suffix
+        path = getattr(args, flag)
+        if not path.lower().endswith(f".{flag}"):
+            raise ValueError(f"--{flag} takes a .{flag} file, got {path}")
+        session = GeneratorSession(path, verify=not args.no_verify)
         if digits is None:
             return np.concatenate([session.generate_from_seeds(batch) for batch in _batches(seeds)])
         try:
@@ -233,7 +241,7 @@ def run_serve(args):
     if args.onnx:
         # Loaded here even with worker processes, which load their own: a bad file is one error, before any worker starts.
         session = GeneratorSession(args.onnx, threads=args.threads, verify=not args.no_verify)
-        version = args.version or session.version or _version_from_folder(session.onnx_path)
+        version = args.version or session.version or _version_from_folder(session.model_path)
     settings = AppSettings(
         onnx_path=args.onnx and str(args.onnx), verify=not args.no_verify, onnx_threads=args.threads, model_name=args.model_name,
         version=version, max_batch=args.max_batch, metrics=args.metrics,

@@ -1,6 +1,8 @@
-"""The edge runtime: the exported generator over onnxruntime. numpy, onnxruntime, Pillow and stdlib only.
+"""The edge runtime: the exported generator over onnxruntime or LiteRT. numpy, onnxruntime, Pillow and stdlib only
+(and ai-edge-litert for a .tflite file, the extra keras-dcgan[litert]).
 
     session = GeneratorSession("exports/dcgan/1/generator.onnx")   # checks manifest.json beside it
+    session = GeneratorSession("exports/dcgan/1/generator.tflite") # the same, over LiteRT
     images = session.generate_from_seeds(range(16))                # float32 [16, 28, 28, 1] in [0, 1]
     sevens = session.generate_digits(range(16), [7] * 16)          # when the manifest records `digits`
     session.write_grid("digits.png", images)
@@ -8,7 +10,7 @@
 Seeds become latents through `keras_dcgan.latents.latents_from_seeds`, the same function the
 SavedModel's `generate_from_seeds` signature ports to TensorFlow, so seed N draws the same
 digit here, from TF Serving and from `keras-dcgan serve`. A digit moves the latent
-(`keras_dcgan.digits`), so the ONNX file takes the same latent input either way.
+(`keras_dcgan.digits`), so the ONNX and LiteRT files take the same latent input either way.
 """
 
 import os
@@ -20,8 +22,9 @@ from keras_dcgan import image_grid
 from keras_dcgan.contract import MANIFEST_NAME, VALUE_RANGE, ManifestError, manifest_digit_categories
 from keras_dcgan.digits import latents_for_digits
 from keras_dcgan.latents import latents_from_seeds
+from keras_dcgan.serving.litert_session import MissingLiteRTError
 from keras_dcgan.serving.manifest import read_manifest, verify_content
-from keras_dcgan.serving.onnx_session import open_session
+from keras_dcgan.serving.runtimes import runtime_for
 # Latents are standard normal (|z| < 6 in practice); values near float32's maximum overflow inside
 # the network. The output is checked as well, so a model that overflows sooner still answers 400.
 LATENT_LIMIT = 1e6
@@ -32,54 +35,59 @@ class InputError(ValueError):
 
 
 class ModelFileError(ValueError):
-    """The ONNX file is missing, unreadable, or not a generator (latent [batch, d] -> images [batch, H, W, C])."""
+    """The model file is missing, unreadable, or not a generator (latent [batch, d] -> images [batch, H, W, C])."""
 
 
 class GeneratorSession:
-    """Latents or integer seeds in, images out; thread-safe (onnxruntime's `run` is).
+    """Latents or integer seeds in, images out, from an ONNX or a LiteRT file (serving/runtimes.py); thread-safe.
 
-    `manifest_path=None` uses `manifest.json` beside the ONNX file; the file's size, SHA-256
-    and input/output shapes must match it, or ManifestError (a ValueError) is raised before
+    `manifest_path=None` uses `manifest.json` beside the file; the file's size, SHA-256
+    and input/output names and shapes must match it, or ManifestError (a ValueError) is raised before
     anything runs. Without a manifest the file is refused, so that deleting the manifest cannot
-    silently turn the check off; `verify=False` runs it unchecked. `threads` sets onnxruntime's
+    silently turn the check off; `verify=False` runs it unchecked. `threads` sets the runtime's
     intra-op threads (None: its default); 1 suits a server running requests in parallel.
     """
 
-    def __init__(self, onnx_path, manifest_path=None, threads=None, verify=True):
-        self.onnx_path = pathlib.Path(onnx_path)
-        if not self.onnx_path.is_file():
-            raise ModelFileError(f"ONNX file not found: {self.onnx_path}")
+    def __init__(self, model_path, manifest_path=None, threads=None, verify=True):
+        self.model_path = pathlib.Path(model_path)
+        try:
+            model_class = runtime_for(self.model_path)
+        except ValueError as error:
+            raise ModelFileError(str(error)) from None
+        if not self.model_path.is_file():
+            raise ModelFileError(f"{model_class.kind} file not found: {self.model_path}")
         if manifest_path is None and verify:
-            manifest_path = self.onnx_path.parent / MANIFEST_NAME
+            manifest_path = self.model_path.parent / MANIFEST_NAME
             if not manifest_path.is_file():
                 raise ManifestError(
-                    f"no {MANIFEST_NAME} beside {self.onnx_path}: it holds the file's checksum; "
+                    f"no {MANIFEST_NAME} beside {self.model_path}: it holds the file's checksum; "
                     "restore it, or pass --no-verify to run the file unchecked"
                 )
         self.manifest_path = pathlib.Path(manifest_path) if verify else None
         self.manifest = None
-        content = self.onnx_path.read_bytes()  # checked and loaded from the same bytes
+        content = self.model_path.read_bytes()  # checked and loaded from the same bytes
         if self.manifest_path is not None:
             self.manifest = read_manifest(self.manifest_path)
-            verify_content(self.manifest, self.manifest_path, self.onnx_path, content)
+            verify_content(self.manifest, self.manifest_path, self.model_path, content)
 
         try:
-            self._session = open_session(content, threads)
-        except Exception as error:  # onnxruntime raises its own exception types for unreadable models
-            raise ModelFileError(f"onnxruntime cannot load {self.onnx_path}: {error}") from error
+            self._model = model_class(content, threads)
+        except MissingLiteRTError:
+            raise
+        except Exception as error:  # each runtime raises its own exception types for unreadable models
+            raise ModelFileError(f"{model_class.runtime} cannot load {self.model_path}: {error}") from error
         self._read_shapes()
 
     def _read_shapes(self):
-        model_input = self._session.get_inputs()[0]
-        model_output = self._session.get_outputs()[0]
-        if len(model_input.shape) != 2 or not isinstance(model_input.shape[1], int):
-            raise ModelFileError(f"{self.onnx_path}: input {model_input.name} has shape {model_input.shape}, expected [batch, latent_dim]")
-        if len(model_output.shape) != 4 or not all(isinstance(size, int) for size in model_output.shape[1:]):
-            raise ModelFileError(f"{self.onnx_path}: output {model_output.name} has shape {model_output.shape}, expected [batch, H, W, C]")
-        self.input_name = model_input.name
-        self.output_name = model_output.name
-        self.latent_dim = model_input.shape[1]
-        self.image_shape = tuple(model_output.shape[1:])
+        model = self._model
+        if len(model.input_shape) != 2 or model.input_shape[1] is None:
+            raise ModelFileError(f"{self.model_path}: input {model.input_name} has shape {model.input_shape}, expected [batch, latent_dim]")
+        if len(model.output_shape) != 4 or None in model.output_shape[1:]:
+            raise ModelFileError(f"{self.model_path}: output {model.output_name} has shape {model.output_shape}, expected [batch, H, W, C]")
+        self.input_name = model.input_name
+        self.output_name = model.output_name
+        self.latent_dim = model.input_shape[1]
+        self.image_shape = tuple(model.output_shape[1:])
         self.value_range = VALUE_RANGE
         self.version = None
         self.digit_categories = 0
@@ -87,19 +95,29 @@ class GeneratorSession:
             self._check_against_manifest()
 
     def _check_against_manifest(self):
-        manifest, where = self.manifest, self.manifest_path
+        manifest, where, entry_name = self.manifest, self.manifest_path, self._model.manifest_entry
+        if entry_name not in manifest:
+            raise ManifestError(f"{where} has no {entry_name!r} entry describing {self.model_path.name}: re-export the model")
+        entry = manifest[entry_name]
         expected = {
-            "onnx.input": (manifest["onnx"].get("input", self.input_name), self.input_name),
-            "onnx.output": (manifest["onnx"].get("output", self.output_name), self.output_name),
+            f"{entry_name}.input": (entry.get("input", self.input_name), self.input_name),
+            f"{entry_name}.output": (entry.get("output", self.output_name), self.output_name),
             "latent_dim": (manifest["latent_dim"], self.latent_dim),
             "image_shape": (tuple(manifest["image_shape"]), self.image_shape),
         }
+        if self._model.signature is not None:
+            expected[f"{entry_name}.signature"] = (entry.get("signature", self._model.signature), self._model.signature)
         for key, (recorded, actual) in expected.items():
             if recorded != actual:
-                raise ManifestError(f"{self.onnx_path} does not match {where}: {key} is {actual}, the manifest records {recorded}")
+                raise ManifestError(f"{self.model_path} does not match {where}: {key} is {actual}, the manifest records {recorded}")
         self.value_range = tuple(manifest["value_range"])
         self.version = manifest.get("version")
         self.digit_categories = manifest_digit_categories(manifest)
+
+    @property
+    def runtime(self):
+        """What runs the file: onnxruntime or LiteRT."""
+        return self._model.runtime
 
     def check_latents(self, latents):
         """float32 [n, latent_dim] of finite numbers, or InputError saying what is wrong."""
@@ -124,7 +142,7 @@ class GeneratorSession:
 
     def run_model(self, latents):
         """The model's raw output for latents that passed `check_latents`; a server merges several requests' rows into one call."""
-        return self._session.run([self.output_name], {self.input_name: latents})[0]
+        return self._model.run(latents)
 
     @staticmethod
     def check_images(images):
@@ -159,7 +177,7 @@ class GeneratorSession:
         """The latents that draw digit D from seed N (`generate_digits` runs them)."""
         if not self.digit_categories:
             raise InputError(
-                f"{self.onnx_path} takes no digits: its manifest has no 'digits' entry (export a run trained with code_labels)"
+                f"{self.model_path} takes no digits: its manifest has no 'digits' entry (export a run trained with code_labels)"
             )
         latents = self.latents_from_seeds(seeds)
         try:

@@ -60,15 +60,15 @@ def run_web(args):
     out = pathlib.Path(args.out)
     _check_replaceable(out)
     model_name = args.model_name or manifest.get("model_name") or "dcgan"
-    info = model_info(session, model_name, session.version or _version_from_folder(session.onnx_path), "onnx")
+    info = model_info(session, model_name, session.version or _version_from_folder(session.model_path), "onnx")
     with _onnxruntime_web(args.ort_dir) as (ort_dist, ort_version):
         written = write_bundle(out, session, info, ort_dist)
     sizes = {name: path.stat().st_size for name, path in written.items()}
     page_bytes = sum(size for name, size in sizes.items() if name == INDEX_FILE or name.startswith("ui/"))
     runtime_bytes = sum(sizes[name] for name in ORT_FILES)
     print(
-        f"wrote {out} ({sum(sizes.values()) / 1e6:.1f} MB: page {page_bytes / 1e3:.1f} kB, {session.onnx_path.name} "
-        f"{sizes[session.onnx_path.name] / 1e6:.2f} MB, onnxruntime-web {ort_version} {runtime_bytes / 1e6:.1f} MB); "
+        f"wrote {out} ({sum(sizes.values()) / 1e6:.1f} MB: page {page_bytes / 1e3:.1f} kB, {session.model_path.name} "
+        f"{sizes[session.model_path.name] / 1e6:.2f} MB, onnxruntime-web {ort_version} {runtime_bytes / 1e6:.1f} MB); "
         f"host it with any static file server, e.g. python -m http.server --directory {out} 8000"
     )
     return 0
@@ -86,7 +86,7 @@ def write_bundle(out, session, info, ort_dist):
         for name in ASSET_FILES:
             (partial / "ui" / name).write_bytes(ui_file(name))
         (partial / "ui" / MODEL_INFO_FILE).write_text(json.dumps(info, indent=1) + "\n")
-        shutil.copyfile(session.onnx_path, partial / session.onnx_path.name)
+        shutil.copyfile(session.model_path, partial / session.model_path.name)
         for name in ORT_FILES:
             shutil.copyfile(ort_dist / name, partial / name)
         written = sorted(path.relative_to(partial).as_posix() for path in partial.rglob("*") if path.is_file())

@@ -66,7 +66,7 @@ def model_info(session, model_name, version, backend):
         "contract": PAGE_CONTRACT,
     }
     if backend == "onnx":
-        info["onnx"] = {"file": session.onnx_path.name, "input": session.input_name, "output": session.output_name}
+        info["onnx"] = {"file": session.model_path.name, "input": session.input_name, "output": session.output_name}
     return info
 
 

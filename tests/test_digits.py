@@ -138,6 +138,7 @@ def test_seed_and_digit_give_the_same_image_on_every_back_end(exported_model, tr
     from_saved_model = saved_model.signatures["generate_digits"](seeds=tf.constant(SEEDS), digits=tf.constant(DIGITS))["images"]
     session = GeneratorSession(exported_model.onnx_path)
     from_onnx = session.generate_digits(SEEDS, DIGITS)
+    from_litert = GeneratorSession(exported_model.version_dir / "generator.tflite").generate_digits(SEEDS, DIGITS)
 
     server = start_keras_dcgan_serve(exported_model.onnx_path)
     try:
@@ -148,7 +149,7 @@ def test_seed_and_digit_give_the_same_image_on_every_back_end(exported_model, tr
         server.stop()
     assert asked.returncode == 0 and (tmp_path / "sevens.png").is_file(), asked.stderr
     assert refused.returncode == 2 and "400" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
-    for images in (from_saved_model.numpy(), from_onnx, from_server):
+    for images in (from_saved_model.numpy(), from_onnx, from_litert, from_server):
         np.testing.assert_allclose(images, reference, atol=1e-4)
     # Another digit reaches the model: the image changes. How much depends on how far this tiny
     # 2-epoch model trained on this machine, so only a change is asserted; whether the asked digit

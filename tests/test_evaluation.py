@@ -125,16 +125,19 @@ def test_evaluate_refuses_what_is_not_a_generator(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_evaluate_agrees_on_a_run_its_onnx_file_and_its_saved_model(trained_run_dir, exported_model, classifier_cache_dir):
+def test_evaluate_agrees_on_a_run_its_onnx_and_litert_files_and_its_saved_model(trained_run_dir, exported_model, classifier_cache_dir):
     from keras_dcgan.evaluation.command import evaluate_source
 
-    sources = {"run": trained_run_dir, "generator.onnx": exported_model.onnx_path, "saved_model": exported_model.version_dir}
+    sources = {
+        "run": trained_run_dir, "generator.onnx": exported_model.onnx_path,
+        "generator.tflite": exported_model.version_dir / "generator.tflite", "saved_model": exported_model.version_dir,
+    }
     results = {
         name: evaluate_source(source, samples=300, data_dir=SUBSET_DIR, cache_dir=classifier_cache_dir, log=lambda message: None)
         for name, source in sources.items()
     }
     run_scores = results["run"][0]
-    for name in ("generator.onnx", "saved_model"):
+    for name in ("generator.onnx", "generator.tflite", "saved_model"):
         scores, real, *_ = results[name]
         assert scores.fcd == pytest.approx(run_scores.fcd, rel=1e-3)
         assert scores.classifier_score == pytest.approx(run_scores.classifier_score, rel=1e-3)

@@ -1,4 +1,4 @@
-"""Export: TF Serving SavedModel + ONNX + manifest, checked with the real loaders.
+"""Export: TF Serving SavedModel + ONNX + LiteRT + manifest, checked with the real loaders.
 
 One session-scoped export of the shared `trained_run_dir` (conftest.py: `exported_model`)
 serves the read-only checks; tests that change things export into their own tmp_path.
@@ -71,7 +71,7 @@ def test_tensorflow_seed_latents_refuse_out_of_range_seeds():
 def test_version_folder_layout_and_manifest(exported_model, trained_run_dir):
     base_path = os.path.dirname(exported_model.version_dir)
     assert exported_model.version == 1 and os.listdir(base_path) == ["1"]  # no staging folder left
-    for name in ("saved_model.pb", "variables", "generator.onnx", "manifest.json"):
+    for name in ("saved_model.pb", "variables", "generator.onnx", "generator.tflite", "manifest.json"):
         assert os.path.exists(os.path.join(exported_model.version_dir, name)), name
     manifest = json.loads(open(exported_model.manifest_path).read())
     assert manifest == exported_model.manifest
@@ -88,7 +88,9 @@ def test_version_folder_layout_and_manifest(exported_model, trained_run_dir):
     assert manifest["source"]["run_dir"] == str(trained_run_dir)
     assert manifest["quality"] is None  # the run was not evaluated during training (no metrics.json)
     differences = manifest["parity"]["max_abs_difference"]
-    assert set(differences) >= {"onnx_batch_1", "onnx_batch_64", "saved_model_batch_1", "saved_model_batch_64"}
+    assert set(differences) >= {
+        "onnx_batch_1", "onnx_batch_64", "litert_batch_1", "litert_batch_64", "saved_model_batch_1", "saved_model_batch_64",
+    }
     assert all(0 <= value <= TOLERANCE for value in differences.values())
 
     on_disk = set()
@@ -245,6 +247,52 @@ def test_onnx_outputs_do_not_depend_on_the_rest_of_the_batch(exported_model):
     assert np.max(np.abs(batch_b[1] - batch_a[1])) > 1e-3  # the other members did change
 
 
+def _litert_interpreter(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=str(path))
+
+
+def _operators(interpreter):
+    return {operator["op_name"] for operator in interpreter._get_ops_details()}
+
+
+@pytest.mark.slow
+def test_litert_file_has_the_documented_signature_builtin_operators_only_and_a_dynamic_batch(exported_model):
+    path = exported_model.version_dir / "generator.tflite"
+    entry = exported_model.manifest["litert"]
+    assert {key: entry[key] for key in ("file", "signature", "input", "output", "input_shape", "output_shape")} == {
+        "file": "generator.tflite", "signature": "serving_default", "input": "latent", "output": "images",
+        "input_shape": [None, LATENT_DIM], "output_shape": [None, 28, 28, 1],
+    }
+    interpreter = _litert_interpreter(path)
+    operators = _operators(interpreter)
+    assert not [name for name in operators if name.startswith("Flex")], operators  # builtins only: no TensorFlow ops
+    assert "CONV_2D" in operators and "VAR_HANDLE" not in operators  # weights are constants, not uninitialised variables
+    assert sorted(operators) == entry["operators"]
+    assert interpreter.get_signature_list() == {"serving_default": {"inputs": ["latent"], "outputs": ["images"]}}
+    runner = interpreter.get_signature_runner("serving_default")
+    assert runner.get_input_details()["latent"]["shape_signature"].tolist() == [-1, LATENT_DIM]
+    assert runner.get_output_details()["images"]["shape_signature"].tolist() == [-1, 28, 28, 1]
+
+
+@pytest.mark.slow
+def test_litert_matches_keras_at_every_batch_size_after_resizing(exported_model, reference):
+    interpreter = _litert_interpreter(exported_model.version_dir / "generator.tflite")
+    (model_input,), (model_output,) = interpreter.get_input_details(), interpreter.get_output_details()
+    latents = latents_from_seeds(np.arange(64), LATENT_DIM)
+    for batch in (1, 64, 7, 1):  # up, down and back: resize_tensor_input must work in both directions
+        interpreter.resize_tensor_input(model_input["index"], [batch, LATENT_DIM])
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(model_input["index"], latents[:batch])
+        interpreter.invoke()
+        images = interpreter.get_tensor(model_output["index"])
+        assert images.shape == (batch, 28, 28, 1) and images.dtype == np.float32
+        assert np.max(np.abs(images - reference[:batch])) <= TOLERANCE
+    differences = exported_model.manifest["parity"]["max_abs_difference"]
+    assert differences["litert_batch_1"] <= TOLERANCE and differences["litert_batch_64"] <= TOLERANCE
+
+
 def test_recorded_quality_of_the_exported_epoch(tmp_path):
     metrics = {
         "classifier": {"key": "abc", "test_accuracy": 0.99},
@@ -363,6 +411,7 @@ def test_edge_variants_are_smaller_run_and_are_recorded(trained_run_dir, subset_
     result = export_generator(
         trained_run_dir, tmp_path / "exports", edge_variants=True, data_dir=SUBSET_DIR, digit_samples=DIGIT_SAMPLES
     )
+    _check_litert_variant(result)
     variants = result.manifest["onnx_variants"]
     assert set(variants) == {"float16", "int8"}
     float32_bytes = os.path.getsize(result.onnx_path)
@@ -389,6 +438,24 @@ def test_edge_variants_are_smaller_run_and_are_recorded(trained_run_dir, subset_
     value_types = {value.name: value.type.tensor_type.elem_type for value in [*float16_model.graph.value_info, *float16_model.graph.input]}
     (argmax,) = [node for node in float16_model.graph.node if node.op_type == "ArgMax"]
     assert value_types[argmax.input[0]] == onnx.TensorProto.FLOAT
+
+
+def _check_litert_variant(result):
+    (variant,) = result.manifest["litert_variants"].values()
+    path = os.path.join(result.version_dir, variant["file"])
+    float32_path = os.path.join(result.version_dir, "generator.tflite")
+    assert variant["file"] == "generator.dynamic_int8.tflite"
+    assert result.manifest["files"][variant["file"]] == {"sha256": sha256_of(path), "bytes": os.path.getsize(path)}
+    assert variant["bytes"] == os.path.getsize(path) < 0.5 * os.path.getsize(float32_path)
+    interpreter = _litert_interpreter(path)
+    assert not [name for name in _operators(interpreter) if name.startswith("Flex")]
+    assert np.int8 in {tensor["dtype"] for tensor in interpreter.get_tensor_details()}  # int8 weights
+    latents = latents_from_seeds(np.arange(64), LATENT_DIM)
+    runner, float32_runner = (_litert_interpreter(file).get_signature_runner("serving_default") for file in (path, float32_path))
+    images, float32_images = (run(latent=latents)["images"] for run in (runner, float32_runner))
+    assert images.dtype == np.float32 and images.shape == (64, 28, 28, 1)
+    assert np.max(np.abs(images - float32_images)) == pytest.approx(variant["max_abs_difference"], abs=1e-6)
+    assert 0 < variant["max_abs_difference"] <= 0.2
 
 
 def _copy_run(trained_run_dir, tmp_path):

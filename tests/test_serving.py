@@ -1,4 +1,4 @@
-"""The inference side: GeneratorSession on a real export, `keras-dcgan serve` and the REST client, `generate`.
+"""The inference side: GeneratorSession on a real export (ONNX and LiteRT), `keras-dcgan serve` and the REST client, `generate`.
 
 Servers and the CLI run in subprocesses where importing tensorflow and keras fails. The client
 tests also run against `tensorflow_model_server` serving the SavedModel when it is on PATH.
@@ -139,6 +139,66 @@ def test_session_refuses_missing_and_broken_files(tmp_path):
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelFileError, match="onnxruntime cannot load .*broken.onnx"):
         GeneratorSession(tmp_path / "broken.onnx", verify=False)
+
+
+# -- GeneratorSession over LiteRT: the same checked loading path as ONNX -----------------------------
+
+
+def _litert_path(exported_model):
+    return exported_model.version_dir / "generator.tflite"
+
+
+@pytest.fixture(scope="module")
+def litert_session(exported_model):
+    return GeneratorSession(_litert_path(exported_model))
+
+
+def test_litert_session_draws_what_onnx_and_the_saved_model_draw(exported_model, session, litert_session, latents):
+    import tensorflow as tf
+
+    from_seeds = tf.saved_model.load(str(exported_model.version_dir)).signatures["generate_from_seeds"]
+    expected = from_seeds(seeds=tf.constant(SEEDS, tf.int64))["images"].numpy()
+    np.testing.assert_allclose(litert_session.generate_from_seeds(SEEDS), expected, atol=1e-4)
+    np.testing.assert_allclose(litert_session.generate(latents), session.generate(latents), atol=1e-4)
+    np.testing.assert_allclose(litert_session.generate(latents[:1]), session.generate(latents[:1]), atol=1e-4)  # resized down
+    for name in ("latent_dim", "image_shape", "value_range", "version", "digit_categories", "input_name", "output_name"):
+        assert getattr(litert_session, name) == getattr(session, name), name
+
+
+def test_litert_session_refuses_a_tampered_file_and_a_manifest_that_disagrees(exported_model, tmp_path):
+    copy = tmp_path / "1"
+    shutil.copytree(exported_model.version_dir, copy)
+    path = copy / "generator.tflite"
+    original = path.read_bytes()
+    data = bytearray(original)
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ManifestError, match=r"generator.tflite does not match .*manifest.json: SHA-256"):
+        GeneratorSession(path)
+    path.write_bytes(original)
+    cases = [
+        (dict(exported_model.manifest["litert"], output="pixels"), "litert.output is images, the manifest records pixels"),
+        (dict(exported_model.manifest["litert"], signature="other"), "litert.signature is serving_default, the manifest records other"),
+        ("generator.tflite", 'litert must be an object whose "file", "signature"'),
+        (None, "has no 'litert' entry describing generator.tflite"),
+    ]
+    for entry, expected in cases:
+        manifest = {key: value for key, value in exported_model.manifest.items() if key != "litert"}
+        if entry is not None:
+            manifest["litert"] = entry
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ManifestError, match=expected):
+            GeneratorSession(path)
+
+
+def test_litert_session_refuses_missing_and_broken_files(tmp_path):
+    with pytest.raises(ModelFileError, match="LiteRT file not found: .*nothing.tflite"):
+        GeneratorSession(tmp_path / "nothing.tflite")
+    (tmp_path / "broken.tflite").write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="LiteRT cannot load .*broken.tflite"):
+        GeneratorSession(tmp_path / "broken.tflite", verify=False)
+    with pytest.raises(ModelFileError, match=r"model.bin: expected an .onnx or .tflite file"):
+        GeneratorSession(tmp_path / "model.bin", verify=False)
 
 
 @pytest.mark.parametrize(
@@ -332,6 +392,48 @@ def test_generate_writes_the_same_digits_from_onnx_and_from_the_server(exported_
         expected = np.round(session.generate_from_seeds([seed])[0, ..., 0] * 255).astype(np.uint8)
         assert np.array_equal(decode_png((tmp_path / "onnx" / f"seed_{seed}.png").read_bytes()), expected)
     assert grid.shape == (8 * 30 + 2, 9 * 30 + 2)  # 70 digits: 9 columns, 8 rows
+
+
+@pytest.mark.slow
+def test_generate_tflite_writes_the_same_digits_as_onnx_without_tensorflow(exported_model, session, tmp_path):
+    count = 70  # more than one call's worth (REQUEST_BATCH = 64): the interpreter is resized between calls
+    completed = run_tf_free_cli("generate", "--tflite", _litert_path(exported_model), "--n", count, "--seed", 10, "--out", tmp_path / "litert")
+    assert completed.returncode == 0, completed.stderr
+    assert f"wrote {count} digits (seeds 10..79)" in completed.stdout
+    expected = np.round(session.generate_from_seeds(np.arange(10, 10 + count)) * 255)
+    for index, seed in enumerate(range(10, 10 + count)):
+        drawn = decode_png((tmp_path / "litert" / f"seed_{seed}.png").read_bytes()).astype(int)
+        assert np.abs(drawn - expected[index, ..., 0]).max() <= 1, seed  # within 1e-4: rounding may differ by one level
+
+
+# Like test_serving_support.TF_FREE_CLI, with ai-edge-litert missing as well: a device with the base install only.
+BLOCK_LITERT = """
+import importlib.abc, sys
+
+class BlockLiteRT(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "ai_edge_litert":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, BlockLiteRT())
+"""
+
+
+def test_generate_tflite_names_the_extra_when_ai_edge_litert_is_missing_and_refuses_wrong_files(exported_model, tmp_path):
+    import subprocess
+    import sys
+
+    from test_serving_support import TF_FREE_CLI
+
+    argv = [sys.executable, "-c", BLOCK_LITERT + TF_FREE_CLI, "generate", "--tflite", str(_litert_path(exported_model)), "--out", str(tmp_path / "x.png")]
+    completed = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 2 and len(completed.stderr.strip().splitlines()) == 1, completed.stderr
+    assert 'pip install "keras-dcgan[litert]"' in completed.stderr
+    completed = run_tf_free_cli("generate", "--tflite", exported_model.onnx_path, "--out", tmp_path / "x.png")
+    assert completed.returncode == 2 and "--tflite takes a .tflite file, got" in completed.stderr
+    completed = run_tf_free_cli("generate", "--tflite", _litert_path(exported_model), "--onnx", exported_model.onnx_path)
+    assert completed.returncode == 2 and "not allowed with argument" in completed.stderr
+    assert not (tmp_path / "x.png").exists()
 
 
 @pytest.mark.slow

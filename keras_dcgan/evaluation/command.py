@@ -15,12 +15,12 @@ def add_evaluate_command(commands):
         "evaluate",
         help="measure sample quality (FCD, classifier score, class shares, checkerboard) beside real data",
         description="Generate samples from a run dir (final generator.keras, or --epoch N), an exported .onnx "
-        "file or a SavedModel folder, and score them with the dataset's own classifier (trained on its "
+        "or .tflite file or a SavedModel folder, and score them with the dataset's own classifier (trained on its "
         "train split on first use, then cached). Real data (train split vs test split) is scored the same way "
         "and printed beside them. For a generator that takes digits, also the share of the samples asked for "
         "each digit that the classifier names as that digit.",
     )
-    evaluate.add_argument("source", help="run dir, .onnx file, or SavedModel folder")
+    evaluate.add_argument("source", help="run dir, .onnx or .tflite file, or SavedModel folder")
     evaluate.add_argument("--epoch", type=integer_flag(1), default=None, help="evaluate checkpoints/epoch-N of a run dir")
     evaluate.add_argument(
         "--samples", type=integer_flag(2, MAX_SEED + 1), default=DEFAULT_SAMPLES,

@@ -1,11 +1,12 @@
-"""One interface over the three things `evaluate` and the latent walk can read.
+"""One interface over the four things `evaluate` and the latent walk can read.
 
 `open_generator(path, epoch=None, verify=True)` accepts
 - a run dir: its final generator, or with `epoch` the generator of that epoch's checkpoint
   (`RunDir.load_generator`);
 - an ONNX file (`latent` float32 [batch, latent_dim] -> `images` [batch, 28, 28, 1] in [0, 1]),
-  opened by the serving side's `GeneratorSession`, so that `evaluate` and `latent-walk` check it
-  against its manifest (size, SHA-256, shapes) as `generate` and `serve` do; `verify=False`
+  an ONNX file or a LiteRT .tflite file of the same interface, opened by the serving side's
+  `GeneratorSession` (onnxruntime or ai-edge-litert), so that `evaluate` and `latent-walk` check
+  it against its manifest (size, SHA-256, shapes) as `generate` and `serve` do; `verify=False`
   (their --no-verify) runs a file without one, unchecked;
 - a SavedModel folder (signature serving_default: `latent` -> `images` in [0, 1]).
 Every one becomes a `Generator`: `generate(latents)` returns float32 images in [0, 1], and
@@ -19,12 +20,11 @@ from typing import Callable
 
 import numpy as np
 
-from keras_dcgan.contract import DEFAULT_SIGNATURE, MANIFEST_NAME, MODEL_INPUT, MODEL_OUTPUT, SAVED_MODEL_FILE, ManifestError, manifest_digit_categories
+from keras_dcgan.contract import DEFAULT_SIGNATURE, MANIFEST_NAME, MODEL_FILE_SUFFIXES, MODEL_INPUT, MODEL_OUTPUT, SAVED_MODEL_FILE, ManifestError, manifest_digit_categories
 from keras_dcgan.image_range import to_unit_range
 from keras_dcgan.run_dir import CONFIG_FILE, RunDir
 from keras_dcgan.serving.manifest import read_manifest
 
-EXPORTED_FILE_SUFFIXES = (".onnx",)
 
 
 class GeneratorSourceError(ValueError):
@@ -64,14 +64,14 @@ def open_generator(path, epoch=None, verify=True):
     if os.path.isdir(path) and os.path.exists(os.path.join(path, SAVED_MODEL_FILE)):
         return _open_saved_model(path)
     raise GeneratorSourceError(
-        f"{path}: not a run dir (no {CONFIG_FILE}), an .onnx file or a SavedModel folder (no {SAVED_MODEL_FILE})"
+        f"{path}: not a run dir (no {CONFIG_FILE}), an .onnx or .tflite file or a SavedModel folder (no {SAVED_MODEL_FILE})"
     )
 
 
 def is_exported_file(path):
     """An exported file the serving side runs without TensorFlow (as opposed to a run dir or a SavedModel)."""
     path = os.fspath(path)
-    return os.path.isfile(path) and path.endswith(EXPORTED_FILE_SUFFIXES)
+    return os.path.isfile(path) and path.endswith(MODEL_FILE_SUFFIXES)
 
 
 def _open_run(run, epoch):
@@ -111,7 +111,7 @@ def _open_onnx(path, verify):
 
     session = GeneratorSession(path, verify=verify)
     data = _recorded_data(session.manifest) if session.manifest else {}
-    return Generator(f"{path} (onnxruntime)", session.latent_dim, session.generate, data, session.digit_categories)
+    return Generator(f"{path} ({session.runtime})", session.latent_dim, session.generate, data, session.digit_categories)
 
 
 def _open_saved_model(folder):
