@@ -133,12 +133,18 @@ def test_session_refuses_a_file_without_manifest_unless_told_not_to_verify(expor
     assert np.array_equal(GeneratorSession(bare, verify=False).generate(latents), session.generate(latents))
 
 
-def test_session_refuses_missing_and_broken_files(tmp_path):
-    with pytest.raises(ModelFileError, match="ONNX file not found: .*nothing.onnx"):
-        GeneratorSession(tmp_path / "nothing.onnx")
-    (tmp_path / "broken.onnx").write_bytes(b"not a model")
-    with pytest.raises(ModelFileError, match="onnxruntime cannot load .*broken.onnx"):
-        GeneratorSession(tmp_path / "broken.onnx", verify=False)
+@pytest.mark.parametrize("suffix, kind, runtime", [(".onnx", "ONNX", "onnxruntime"), (".tflite", "LiteRT", "LiteRT")])
+def test_session_refuses_missing_and_broken_files(tmp_path, suffix, kind, runtime):
+    with pytest.raises(ModelFileError, match=f"{kind} file not found: .*nothing{suffix}"):
+        GeneratorSession(tmp_path / f"nothing{suffix}")
+    (tmp_path / f"broken{suffix}").write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match=f"{runtime} cannot load .*broken{suffix}"):
+        GeneratorSession(tmp_path / f"broken{suffix}", verify=False)
+
+
+def test_session_refuses_a_file_of_another_kind(tmp_path):
+    with pytest.raises(ModelFileError, match=r"model.bin: expected an .onnx or .tflite file"):
+        GeneratorSession(tmp_path / "model.bin", verify=False)
 
 
 # -- GeneratorSession over LiteRT: the same checked loading path as ONNX -----------------------------
@@ -189,16 +195,6 @@ def test_litert_session_refuses_a_tampered_file_and_a_manifest_that_disagrees(ex
         (copy / "manifest.json").write_text(json.dumps(manifest))
         with pytest.raises(ManifestError, match=expected):
             GeneratorSession(path)
-
-
-def test_litert_session_refuses_missing_and_broken_files(tmp_path):
-    with pytest.raises(ModelFileError, match="LiteRT file not found: .*nothing.tflite"):
-        GeneratorSession(tmp_path / "nothing.tflite")
-    (tmp_path / "broken.tflite").write_bytes(b"not a model")
-    with pytest.raises(ModelFileError, match="LiteRT cannot load .*broken.tflite"):
-        GeneratorSession(tmp_path / "broken.tflite", verify=False)
-    with pytest.raises(ModelFileError, match=r"model.bin: expected an .onnx or .tflite file"):
-        GeneratorSession(tmp_path / "model.bin", verify=False)
 
 
 @pytest.mark.parametrize(
