@@ -63,11 +63,11 @@ class DCGAN(keras.Model):
         self.code_labels = digit_categories(categorical_code, code_labels) > 0
         self.generator_code_weight = generator_code_weight
         self.projection = bool(projection and self.code_labels)
-        self.hinge = gan_loss == "hinge"
-        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
-        self.hinge_fn = keras.losses.Hinge()
-        self.negative_mean_fn = NegativeMean()
-        self.code_loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self.uses_hinge = gan_loss == "hinge"
+        self.cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.hinge = keras.losses.Hinge()
+        self.negative_mean = NegativeMean()
+        self.code_cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.real_score_tracker = keras.metrics.Mean(name="real_score")
@@ -124,17 +124,17 @@ class DCGAN(keras.Model):
                 real_logits += tf.gather(real_code_logits, labels[:, None], batch_dims=1)
                 fake_logits += tf.gather(code_logits, codes[:, None], batch_dims=1)
             real_labels = tf.ones_like(real_logits)
-            if self.hinge:
-                d_loss = self.hinge_fn(real_labels, real_logits) + self.hinge_fn(-real_labels, fake_logits)
-                g_loss = self.negative_mean_fn(real_labels, fake_logits)
+            if self.uses_hinge:
+                d_loss = self.hinge(real_labels, real_logits) + self.hinge(-real_labels, fake_logits)
+                g_loss = self.negative_mean(real_labels, fake_logits)
             else:
-                d_loss = self.loss_fn(real_labels, real_logits) + self.loss_fn(tf.zeros_like(fake_logits), fake_logits)
-                g_loss = self.loss_fn(real_labels, fake_logits)
+                d_loss = self.cross_entropy(real_labels, real_logits) + self.cross_entropy(tf.zeros_like(fake_logits), fake_logits)
+                g_loss = self.cross_entropy(real_labels, fake_logits)
             info_loss = label_loss = tf.zeros_like(d_loss)
             if self.info_loss_tracker is not None:
-                info_loss = self.code_loss_fn(codes, code_logits)
+                info_loss = self.code_cross_entropy(codes, code_logits)
             if self.label_loss_tracker is not None:
-                label_loss = self.code_loss_fn(labels, real_code_logits)
+                label_loss = self.code_cross_entropy(labels, real_code_logits)
             # inside the tapes, which record only there
             d_total, g_total = d_loss + info_loss + label_loss, g_loss + self.generator_code_weight * info_loss
 
