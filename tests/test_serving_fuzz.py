@@ -49,7 +49,7 @@ bodies = st.one_of(
 
 @pytest.fixture(scope="module")
 def api(exported_model):
-    return PredictionApi(GeneratorSession(exported_model.onnx_path), "dcgan", 1, max_batch=8)
+    return PredictionApi.of_session(GeneratorSession(exported_model.onnx_path), "dcgan", 1, max_batch=8)
 
 
 @settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
