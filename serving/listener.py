@@ -11,7 +11,8 @@ on Linux a socket filter that drops every incoming packet of the listening socke
 a new client's SYN; connections already queued have sockets of their own and are not touched),
 lets the server processes accept what is queued (`queued_connections` says when none is left),
 and only then closes it. A client whose SYN was dropped retries it (after 1 s on Linux) and, the
-socket closed by then, is refused. Elsewhere than Linux both are no-ops: the socket is closed as before.
+socket closed by then, is refused. Elsewhere than Linux both are no-ops: the socket is closed as before;
+so is it where the kernel (or qemu's user-mode emulation of one) offers no filter or no TCP_INFO.
 """
 
 import ctypes
@@ -28,7 +29,10 @@ def stop_accepting(sock):
     if sys.platform != "linux":
         return
     program = ctypes.create_string_buffer(_DROP_EVERYTHING)  # the kernel copies it during setsockopt
-    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, struct.pack("HP", 1, ctypes.addressof(program)))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, struct.pack("HP", 1, ctypes.addressof(program)))
+    except OSError:  # a kernel (or an emulator's translation of one) without socket filters: closed as elsewhere
+        pass
 
 
 def queued_connections(sock):
@@ -36,4 +40,6 @@ def queued_connections(sock):
     if sys.platform != "linux":
         return 0
     info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 32)
+    if len(info) < 28:  # qemu's user-mode emulation, for one, answers 4 bytes: the queue is not known, so not waited for
+        return 0
     return struct.unpack_from("I", info, 24)[0]  # after 8 one-byte fields and rto, ato, snd_mss, rcv_mss
