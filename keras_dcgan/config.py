@@ -79,7 +79,7 @@ class TrainConfig:
     generator_ema: float = _option(
         0.999, "momentum of an exponential moving average of the generator's weights, which generator.keras "
         "then holds (0: no average, generator.keras holds the last weights); higher smooths more but keeps "
-        "early weights longer"
+        "early weights longer, so a run too short for it averages with a lower one (the first weights keep under 1 %%)"
     )
     seed: int = _option(0, "seed of data order, latents and weight initialisation")
     # bfloat16 is faster only where the hardware multiplies in it and emulated (slower) elsewhere,

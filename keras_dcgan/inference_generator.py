@@ -11,6 +11,18 @@ import numpy as np
 
 from keras_dcgan.image_range import to_unit_range
 
+# The average starts from the initial weights, which keep a share momentum**steps of it: at most
+# e**-FIRST_WEIGHTS_LOG_SHARE (under 1 %) at the end of a run, however short, so that a short run's
+# average is one of trained weights.
+FIRST_WEIGHTS_LOG_SHARE = 5
+
+
+def weight_average_momentum(momentum, total_steps):
+    """`momentum` (`generator_ema`), lowered for a run of `total_steps` too short for it (None: the run's length is unknown)."""
+    if not momentum or not total_steps:
+        return momentum
+    return max(0.0, min(momentum, 1 - FIRST_WEIGHTS_LOG_SHARE / total_steps))
+
 
 def float32_generator(config):
     """build_generator follows Keras' global dtype policy: build in float32 whatever it is.

@@ -18,6 +18,7 @@ from keras_dcgan.callbacks import CheckpointSaver, DivergenceGuard, LearningRate
 from keras_dcgan.checkpoints import TrainingCheckpoints
 from keras_dcgan.data import check_code_labels, load_images, steps_per_epoch, training_dataset
 from keras_dcgan.gan import DCGAN
+from keras_dcgan.inference_generator import weight_average_momentum
 from keras_dcgan.learning_rate import learning_rate
 from keras_dcgan.networks import build_discriminator, build_generator
 from keras_dcgan.precision import resolve_precision
@@ -54,7 +55,7 @@ def build_model(config, total_steps=None, fused_batch_norm=True):
         generator_optimizer=keras.optimizers.Adam(
             learning_rate(config.generator_lr, config.learning_rate_decay, total_steps), beta_1=config.beta1,
             # The moving average lives in the optimiser, so checkpoints save and resume it.
-            use_ema=config.generator_ema > 0, ema_momentum=config.generator_ema,
+            use_ema=config.generator_ema > 0, ema_momentum=weight_average_momentum(config.generator_ema, total_steps),
         ),
         discriminator_optimizer=keras.optimizers.Adam(
             learning_rate(config.discriminator_lr, config.learning_rate_decay, total_steps), beta_1=config.beta1

@@ -43,3 +43,26 @@ def test_weight_averages_follow_the_documented_update():
         expected = 0.5 * expected + 0.5 * step
     np.testing.assert_allclose(np.asarray(first), np.full(3, expected), atol=1e-4)
     np.testing.assert_allclose(np.asarray(second), np.full((2, 2), 2.0 + (1.0 - expected)), atol=1e-4)
+
+
+def test_the_weight_average_of_a_short_run_is_of_trained_weights():
+    import math
+
+    from keras_dcgan.inference_generator import FIRST_WEIGHTS_LOG_SHARE, weight_average_momentum
+
+    assert weight_average_momentum(0.999, 10 * 937) == 0.999  # the default run: long enough for its momentum
+    assert weight_average_momentum(0.999, None) == 0.999 and weight_average_momentum(0.0, 937) == 0.0
+    for steps in (20, 937, 2 * 937, 4 * 937):
+        momentum = weight_average_momentum(0.999, steps)
+        assert momentum < 0.999 and momentum**steps <= math.exp(-FIRST_WEIGHTS_LOG_SHARE)  # the first weights' share
+    assert weight_average_momentum(0.999, 3) == 0.0  # too short to average at all: the last weights
+
+
+def test_a_model_built_for_a_short_run_averages_with_the_lowered_momentum():
+    from helpers import small_config
+    from keras_dcgan.inference_generator import weight_average_momentum
+    from keras_dcgan.training import build_model
+
+    config = small_config(generator_ema=0.999)
+    model = build_model(config, total_steps=100)
+    assert model.generator_optimizer.ema_momentum == weight_average_momentum(0.999, 100) < 0.999
