@@ -12,8 +12,8 @@ import numpy as np
 from keras_dcgan.image_range import to_unit_range
 
 # The average starts from the initial weights, which keep a share momentum**steps of it: at most
-# e**-FIRST_WEIGHTS_LOG_SHARE (under 1 %) at the end of a run, however short, so that a short run's
-# average is one of trained weights.
+# e**-FIRST_WEIGHTS_LOG_SHARE (less than a hundredth) at the end of a run, however short, so that
+# a short run's average is one of trained weights.
 FIRST_WEIGHTS_LOG_SHARE = 5
 
 
