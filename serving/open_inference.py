@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_dcgan import __version__
+from keras_dcgan.contract import DIGITS, IMAGES, LATENT, SEEDS
 from keras_dcgan.serving import json_codec
 from keras_dcgan.serving.model_repository import ServableNotFound
 from keras_dcgan.serving.rest_api import ApiError, PendingPrediction, _parse_json, _to_array
@@ -41,7 +42,8 @@ SERVER_NAME = "keras-dcgan"
 EXTENSIONS = ["binary_tensor_data"]
 PLATFORM = "onnxruntime_onnx"  # Triton's name for a model it runs with onnxruntime
 HEADER_LENGTH = b"inference-header-content-length"
-OUTPUT_NAME = "images"
+OUTPUT_NAME = IMAGES.name
+LATENT_NAME, SEEDS_NAME, DIGITS_NAME = LATENT.name, SEEDS.name, DIGITS.name
 DATATYPES = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8")}
 MAX_RANK = 8
 MAX_VERSION_DIGITS = 18  # int64's
@@ -193,9 +195,9 @@ class OpenInferenceApi:
 
     def _input_specs(self, session):
         """name -> (datatype, shape) of every input the model takes (inputs are alternatives: latent, or seeds [and digits])."""
-        specs = {"latent": ("FP32", [-1, session.latent_dim]), "seeds": ("INT64", [-1])}
+        specs = {LATENT_NAME: ("FP32", [-1, session.latent_dim]), SEEDS_NAME: ("INT64", [-1])}
         if session.digit_categories:
-            specs["digits"] = ("INT64", [-1])
+            specs[DIGITS_NAME] = ("INT64", [-1])
         return specs
 
     def _metadata(self, name, lease):
@@ -264,14 +266,14 @@ class OpenInferenceApi:
                 raise ApiError(400, f"input {name!r} must be a non-empty batch")
             if batch > self.api.max_batch:
                 raise ApiError(400, f"batch of {batch} exceeds this server's limit of {self.api.max_batch} per request")
-        if names == {"latent"}:
-            return tensors["latent"]
-        if names == {"seeds"}:
-            return session.latents_from_seeds(tensors["seeds"])
-        if names == {"seeds", "digits"}:
-            if tensors["digits"].shape != tensors["seeds"].shape:
+        if names == {LATENT_NAME}:
+            return tensors[LATENT_NAME]
+        if names == {SEEDS_NAME}:
+            return session.latents_from_seeds(tensors[SEEDS_NAME])
+        if names == {SEEDS_NAME, DIGITS_NAME}:
+            if tensors[DIGITS_NAME].shape != tensors[SEEDS_NAME].shape:
                 raise ApiError(400, f"digits must have the shape of seeds, {list(tensors['seeds'].shape)}; got {list(tensors['digits'].shape)}")
-            return session.digit_latents(tensors["seeds"], tensors["digits"])
+            return session.digit_latents(tensors[SEEDS_NAME], tensors[DIGITS_NAME])
         raise ApiError(400, f"give {_alternatives(self._input_specs(session))}; got {', '.join(sorted(names))}")
 
 
@@ -290,8 +292,8 @@ def _route_label(path):
 
 
 def _alternatives(specs):
-    digits = ', or "seeds" and "digits"' if "digits" in specs else ""
-    return f'"latent" [batch, {specs["latent"][1][1]}] (FP32), or "seeds" [batch] (INT64){digits}'
+    digits = f', or "{SEEDS_NAME}" and "{DIGITS_NAME}"' if DIGITS_NAME in specs else ""
+    return f'"{LATENT_NAME}" [batch, {specs[LATENT_NAME][1][1]}] (FP32), or "{SEEDS_NAME}" [batch] (INT64){digits}'
 
 
 def _allow(method, allowed):
@@ -344,7 +346,7 @@ def _binary_output(outputs, default):
     if outputs is None:
         return default
     if not isinstance(outputs, list) or not all(isinstance(output, dict) for output in outputs):
-        raise ApiError(400, '"outputs" must be a list of objects, each {"name": "images"} with optional "parameters"')
+        raise ApiError(400, f'"outputs" must be a list of objects, each {{"name": "{OUTPUT_NAME}"}} with optional "parameters"')
     binary = default
     for output in outputs:
         if output.get("name") != OUTPUT_NAME:
