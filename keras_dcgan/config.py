@@ -74,7 +74,9 @@ class TrainConfig:
     # of ending wherever they happen to be.
     learning_rate_decay: float = _option(
         1.0, "fraction of the run (the last epochs) over which both learning rates fall linearly to 0 "
-        "(0: constant rates); the run's length is --epochs, so the best weights come at its end, not midway"
+        "(0: constant rates); the run's length is --epochs, so the best weights come at its end, not midway; "
+        "a short run falls over a smaller share of itself, the shorter the smaller, so that it learns at full rates first "
+        "(docs/training.md)"
     )
     generator_ema: float = _option(
         0.999, "momentum of an exponential moving average of the generator's weights, which generator.keras "
