@@ -74,7 +74,9 @@ class TrainConfig:
     # of ending wherever they happen to be.
     learning_rate_decay: float = _option(
         1.0, "fraction of the run (the last epochs) over which both learning rates fall linearly to 0 "
-        "(0: constant rates); the run's length is --epochs, so the best weights come at its end, not midway"
+        "(0: constant rates); the run's length is --epochs, so the best weights come at its end, not midway; "
+        "a short run falls over a smaller share of itself, the shorter the smaller, so that it learns at full rates first "
+        "(docs/training.md)"
     )
     generator_ema: float = _option(
         0.999, "momentum of an exponential moving average of the generator's weights, which generator.keras "
@@ -126,11 +128,6 @@ class TrainConfig:
         "hinge", "the adversarial loss: hinge (as projection discriminators were trained) or non-saturating "
         "(the paper's cross-entropy); both cost the same per step", choices=GAN_LOSSES,
     )
-    generator_code_weight: float = _option(
-        1.0, "weight of the categorical code's cross-entropy in the generator's loss (InfoGAN's lambda; the "
-        "discriminator's weight stays 1); without labels or with --label-conditioning classifier; lower draws "
-        "more varied samples but the asked digit less reliably"
-    )
     discriminator_filters: int = _option(64, "channels of the discriminator's first layer (its second has twice as many)")
     # Layers at 14x14 widen what the discriminator sees before it downsamples.
     discriminator_refine_convs: int = _option(
@@ -170,19 +167,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite positive number, got {value}")
-        if not (math.isfinite(self.generator_code_weight) and self.generator_code_weight >= 0):
-            raise ValueError(f"generator_code_weight must be a finite number of 0 or more, got {self.generator_code_weight}")
         for name in ("beta1", "generator_ema", "leaky_relu_slope"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0 <= self.learning_rate_decay <= 1:
             raise ValueError(f"learning_rate_decay must be in [0, 1] (a fraction of the run), got {self.learning_rate_decay}")
         _check_choices(self)
-        if self.projects_labels and self.generator_code_weight != 1.0:
-            raise ValueError(
-                f"generator_code_weight ({self.generator_code_weight}) weighs the categorical code's cross-entropy, "
-                "which label_conditioning projection does not have: use --label-conditioning classifier with it"
-            )
 
     @property
     def digit_categories(self):
@@ -190,9 +180,11 @@ class TrainConfig:
         return contract.digit_categories(self.categorical_code, self.code_labels)
 
     @property
-    def projects_labels(self):
-        """Whether the discriminator projects labels: label_conditioning applies to a code that learns labels only."""
-        return self.label_conditioning == "projection" and self.digit_categories > 0
+    def code_conditioning(self):
+        """What the categorical code's head does (gan.py): None without a code, infogan without labels, else label_conditioning."""
+        if not self.categorical_code:
+            return None
+        return self.label_conditioning if self.digit_categories else "infogan"
 
     def to_dict(self):
         return dataclasses.asdict(self)

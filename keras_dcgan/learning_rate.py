@@ -2,7 +2,9 @@
 
 GAN weights keep moving as long as the rates are high (the generator's last weights swing
 from epoch to epoch); annealing both rates to 0 over the last part of training lets them
-settle where the run ends, as SN-GAN (Miyato et al. 2018) trains.
+settle where the run ends, as SN-GAN (Miyato et al. 2018) trains. A run too short to learn
+much at full rates gains more from them than from settling, so it decays over a shorter end
+(`decay_fraction`).
 """
 
 import keras
@@ -28,8 +30,18 @@ class LinearDecayToZero(keras.optimizers.schedules.LearningRateSchedule):
         return {"initial_rate": self.initial_rate, "total_steps": self.total_steps, "decay_steps": self.decay_steps}
 
 
-def learning_rate(initial_rate, decay_fraction, total_steps):
-    """`initial_rate`, or its linear decay over the last `decay_fraction` of `total_steps` steps."""
-    if not decay_fraction:
+# A run of fewer steps than this decays over at most a share total_steps / SHORT_RUN_STEPS of
+# itself: the shorter the run, the larger the share it trains at full rates.
+SHORT_RUN_STEPS = 3000
+
+
+def decay_fraction(fraction, total_steps):
+    """The share of a run of `total_steps` steps over which its rates fall: `fraction` (`learning_rate_decay`), capped for a short run."""
+    return min(fraction, total_steps / SHORT_RUN_STEPS)
+
+
+def learning_rate(initial_rate, fraction, total_steps):
+    """`initial_rate`, or its linear decay to 0 over the last `decay_fraction(fraction, total_steps)` of `total_steps` steps."""
+    if not fraction:
         return initial_rate
-    return LinearDecayToZero(initial_rate, total_steps, max(1, round(decay_fraction * total_steps)))
+    return LinearDecayToZero(initial_rate, total_steps, max(1, round(decay_fraction(fraction, total_steps) * total_steps)))

@@ -48,8 +48,7 @@ def build_model(config, total_steps=None, fused_batch_norm=True):
     discriminator = build_discriminator(config, fused_batch_norm=fused_batch_norm)
     model = DCGAN(
         generator, discriminator, config.latent_dim, seed=config.seed, categorical_code=config.categorical_code,
-        code_labels=config.code_labels, generator_code_weight=config.generator_code_weight,
-        projection=config.projects_labels, gan_loss=config.gan_loss,
+        conditioning=config.code_conditioning, gan_loss=config.gan_loss,
     )
     model.compile(
         generator_optimizer=keras.optimizers.Adam(

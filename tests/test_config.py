@@ -24,14 +24,11 @@ def test_categorical_code_must_fit_in_the_latent(categories):
         (dict(generator_lr=float("nan")), "generator_lr must be a finite positive number, got nan"),
         (dict(generator_lr=0.0), "generator_lr must be a finite positive number, got 0.0"),
         (dict(seed=-1), "seed must be 0 or more, got -1"),
-        (dict(generator_code_weight=-0.5), "generator_code_weight must be a finite number of 0 or more, got -0.5"),
-        (dict(generator_code_weight=float("inf")), "generator_code_weight must be a finite number of 0 or more, got inf"),
         (dict(beta1=1.0), r"beta1 must be in \[0, 1\)"),
         (dict(learning_rate_decay=1.5), r"learning_rate_decay must be in \[0, 1\] \(a fraction of the run\), got 1.5"),
         (dict(learning_rate_decay=-0.1), r"learning_rate_decay must be in \[0, 1\]"),
         (dict(label_conditioning="sideways"), "label_conditioning must be one of classifier, projection; got 'sideways'"),
         (dict(gan_loss="wasserstein"), "gan_loss must be one of hinge, non-saturating; got 'wasserstein'"),
-        (dict(generator_code_weight=0.3), "generator_code_weight \\(0.3\\) weighs .* use --label-conditioning classifier"),
     ],
 )
 def test_invalid_experiment_values_are_refused(values, message):
@@ -46,6 +43,20 @@ def test_invalid_experiment_values_are_refused(values, message):
 def test_invalid_run_options_are_refused(values, message):
     with pytest.raises(ValueError, match=message):
         RunOptions(**values)
+
+
+@pytest.mark.parametrize(
+    "values, conditioning",
+    [
+        (dict(), "projection"),
+        (dict(label_conditioning="classifier"), "classifier"),
+        (dict(code_labels=False), "infogan"),
+        (dict(categorical_code=0), None),
+        (dict(categorical_code=0, label_conditioning="classifier"), None),
+    ],
+)
+def test_the_code_conditioning_follows_the_code_and_the_labels(values, conditioning):
+    assert TrainConfig(**values).code_conditioning == conditioning
 
 
 def test_config_json_holds_the_experiment_only_and_reads_back(tmp_path):

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from keras_dcgan.config import TrainConfig
 from keras_dcgan.data import pack_labelled_batch
+from keras_dcgan.gan import DCGAN
 from keras_dcgan.training import build_model
 
 
@@ -61,39 +62,36 @@ def test_noise_is_fresh_every_step_but_reproducible():
 
 
 @pytest.mark.parametrize(
-    "label_conditioning, code_losses", [("projection", set()), ("classifier", {"info_loss", "label_loss"})]
+    "overrides, code_losses",
+    [
+        (dict(), set()),  # projection, the default
+        (dict(label_conditioning="classifier"), {"info_loss", "label_loss"}),
+        (dict(code_labels=False), {"info_loss"}),  # infogan
+        (dict(categorical_code=0), set()),
+    ],
 )
-def test_fit_runs_and_logs_the_losses_and_scores(label_conditioning, code_losses):
-    model = _small_model(label_conditioning=label_conditioning)
+def test_fit_runs_and_logs_the_losses_and_scores(overrides, code_losses):
+    model = _small_model(**overrides)
     images = np.random.default_rng(0).uniform(-1, 1, (64, 28, 28, 1)).astype(np.float32)
-    labels = np.arange(64) % 10
-    batches = tf.data.Dataset.from_tensor_slices(pack_labelled_batch(images, labels)).batch(16)
+    examples = pack_labelled_batch(images, np.arange(64) % 10) if model.uses_labels else images
+    batches = tf.data.Dataset.from_tensor_slices(examples).batch(16)
     history = model.fit(batches, epochs=1, verbose=0, shuffle=False)
     assert set(history.history) == {"d_loss", "g_loss", "real_score", "fake_score"} | code_losses
     assert all(np.isfinite(np.asarray(values, dtype=float)).all() for values in history.history.values())
 
 
-def test_generator_code_weight_changes_the_generators_step_only():
-    images = tf.constant(np.random.default_rng(1).uniform(-1, 1, (16, 28, 28, 1)).astype(np.float32))
-    batch = pack_labelled_batch(images, tf.constant(np.arange(16) % 10, tf.int64))
-    models = {}
-    for weight in (1.0, 0.0):
-        model = _small_model(generator_code_weight=weight, label_conditioning="classifier")
-        if models:  # both start from the same weights
-            model.generator.set_weights(models[1.0].generator.get_weights())
-            model.discriminator.set_weights(models[1.0].discriminator.get_weights())
-        models[weight] = model
-    for model in models.values():
-        model.train_step(batch)
-
-    def largest_difference(network):
-        pairs = zip(getattr(models[1.0], network).trainable_variables, getattr(models[0.0], network).trainable_variables)
-        return max(float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in pairs)
-
-    # Adam's first step moves each weight by about +-lr along its gradient: a generator weight
-    # whose gradient changes sign without the code's loss lands about 2 x lr away.
-    assert largest_difference("generator") > 1.2 * TrainConfig().generator_lr
-    assert largest_difference("discriminator") < 1e-6
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(categorical_code=10, conditioning=None), "conditioning must be one of infogan, classifier, projection"),
+        (dict(categorical_code=0, conditioning="projection"), "and None without; got 'projection'"),
+        (dict(categorical_code=10, conditioning="auxiliary"), "got 'auxiliary' with categorical_code=10"),
+        (dict(gan_loss="wasserstein"), "gan_loss must be one of hinge, non-saturating; got 'wasserstein'"),
+    ],
+)
+def test_the_model_refuses_a_conditioning_or_loss_it_does_not_have(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        DCGAN(None, None, latent_dim=16, **arguments)
 
 
 def _bce(target, logits):
