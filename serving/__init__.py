@@ -1,6 +1,7 @@
 """Inference side: onnxruntime runner, TF Serving clients, REST server. Never imports TensorFlow.
 
-    session.py        GeneratorSession: the ONNX generator on onnxruntime (latents or seeds -> images, PNGs)
+    session.py        GeneratorSession: the ONNX or LiteRT generator file (latents or seeds -> images, PNGs)
+    runtimes.py       onnxruntime and LiteRT behind one model interface, chosen by the file's suffix
     manifest.py       reading manifest.json and checking a file's size and SHA-256 against it
     rest_api.py       TF Serving's REST API (routes, row/columnar predict, errors) over a ModelRepository
     model_repository.py  which session serves a model at a version or label, each version's state, and

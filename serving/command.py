@@ -1,5 +1,5 @@
 """The `generate` and `serve` subcommands. Imports no TensorFlow: both run on a device with onnxruntime only
-(`generate --tflite` with ai-edge-litert, the extra `keras-dcgan[litert]`).
+(`generate --tflite` and `serve --tflite` with ai-edge-litert, the extra `keras-dcgan[litert]`).
 
 `generate --grpc` is the exception: it needs the optional extra `keras-dcgan[grpc]`
 (tensorflow-serving-api, which pulls in TensorFlow), imported only when asked for.
@@ -16,6 +16,7 @@ import sys
 
 import numpy as np
 
+from keras_dcgan.contract import LITERT_FILE, MANIFEST_NAME, ONNX_FILE
 from keras_dcgan.flag_types import INT64_MAX, integer_flag
 from keras_dcgan.latents import MAX_SEED, latents_from_seeds
 from keras_dcgan.output_paths import check_output_files, make_parent_folder
@@ -28,6 +29,9 @@ DEFAULT_DRAIN_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_BATCH_ROWS = 64  # rows per shared model call: merging requests that fill a call already gained nothing (docs/rest-server.md)
 REQUEST_BATCH = 64  # latents per model call or request of `generate`: bounded memory, under any --max-batch
 MAX_GENERATE = 10_000  # digits per `generate`: its grid is then 100 x 100 digits (3,002 pixels square)
+# `serve --model-base-path --runtime`: the keys of serving/runtimes.RUNTIME_NAMES, the default first. Written
+# out here because building the parser must not import onnxruntime (`keras-dcgan fit --help` stays fast).
+SERVE_RUNTIMES = ("onnx", "litert")
 
 
 positive_integer = integer_flag(1)
@@ -124,13 +128,9 @@ def _digit(text):
 def _generate_images(args, seeds, digit):
     """float32 [n, 28, 28, 1] in [0, 1] from the chosen back end, REQUEST_BATCH at a time; latents made here, so seeds agree everywhere."""
     digits = None if digit is None else np.full(len(seeds), digit, np.int64)
-    if args.onnx or args.tflite:
+    if path := _model_file(args):
         from keras_dcgan.serving.session import GeneratorSession, InputError
 
-        flag = "onnx" if args.onnx else "tflite"  # each flag is named after its file's suffix
-        path = getattr(args, flag)
-        if not path.lower().endswith(f".{flag}"):
-            raise ValueError(f"--{flag} takes a .{flag} file, got {path}")
         session = GeneratorSession(path, verify=not args.no_verify)
         if digits is None:
             return np.concatenate([session.generate_from_seeds(batch) for batch in _batches(seeds)])
@@ -155,6 +155,17 @@ def _generate_images(args, seeds, digit):
         raise ValueError(f"{backend}: {error}") from error
 
 
+def _model_file(args):
+    """The file of --onnx or --tflite, whichever was given (None if neither); ValueError for a file of the other suffix."""
+    flag = "onnx" if args.onnx else "tflite" if args.tflite else None  # each flag is named after its file's suffix
+    if flag is None:
+        return None
+    path = getattr(args, flag)
+    if not path.lower().endswith(f".{flag}"):
+        raise ValueError(f"--{flag} takes a .{flag} file, got {path}")
+    return path
+
+
 def _batches(values):
     return [values[start : start + REQUEST_BATCH] for start in range(0, len(values), REQUEST_BATCH)]
 
@@ -172,22 +183,33 @@ def _server_client(args):
 def add_serve_command(commands):
     serve = commands.add_parser(
         "serve",
-        help="serve an ONNX generator over TF Serving's REST API (for devices without TF Serving)",
-        description="Serve the ONNX file, or the version folders under --model-base-path, over the same REST API "
+        help="serve an ONNX or LiteRT generator over TF Serving's REST API (for devices without TF Serving)",
+        description="Serve the ONNX or LiteRT file, or the version folders under --model-base-path, over the same REST API "
         "as TF Serving: GET /v1/models/NAME, GET /v1/models/NAME/metadata, POST /v1/models/NAME:predict "
         "(signatures serving_default, generate_png, generate_from_seeds), each also at /versions/N and "
         "/labels/LABEL, and over the Open Inference Protocol (KServe v2) on the same port: /v2/health/live, "
-        "/v2/health/ready, POST /v2/models/NAME[/versions/N]/infer. Stops cleanly on SIGTERM or Ctrl-C; with "
-        "--model-base-path, SIGHUP re-reads --model-config-file. docs/rest-server.md describes the limits and "
+        "/v2/health/ready, POST /v2/models/NAME[/versions/N]/infer. Stops cleanly on SIGTERM or Ctrl-C; SIGHUP "
+        "reloads an --onnx or --tflite file, or with --model-base-path re-reads --model-config-file. docs/rest-server.md describes the limits and "
         "where the API differs from TF Serving; docs/model-versions.md the version lifecycle; "
         "docs/open-inference.md the v2 routes. A browser page answers at / unless --no-ui (docs/web.md).",
     )
     model = serve.add_mutually_exclusive_group(required=True)
-    model.add_argument("--onnx", metavar="FILE", help="serve this one exported generator.onnx (checked against manifest.json beside it)")
+    model.add_argument(
+        "--onnx", metavar="FILE", help=f"serve this one exported {ONNX_FILE} with onnxruntime (checked against {MANIFEST_NAME} beside it)"
+    )
+    model.add_argument(
+        "--tflite", metavar="FILE",
+        help=f"serve this one exported {LITERT_FILE} with LiteRT (checked against {MANIFEST_NAME} beside it; needs keras-dcgan[litert])",
+    )
     model.add_argument(
         "--model-base-path", metavar="FOLDER",
         help="serve the numeric version folders under FOLDER (e.g. exports/dcgan) as TF Serving does: the latest by default, "
         "new ones loaded and checked as they appear (docs/model-versions.md)",
+    )
+    serve.add_argument(
+        "--runtime", choices=SERVE_RUNTIMES, default=None,
+        help=f"with --model-base-path, which file of each version folder is served: the ONNX file on onnxruntime, or the "
+        f"LiteRT file (needs keras-dcgan[litert]); a folder without it fails to load (default: {SERVE_RUNTIMES[0]})",
     )
     serve.add_argument(
         "--model-config-file", metavar="FILE",
@@ -198,11 +220,11 @@ def add_serve_command(commands):
         "--file-system-poll-wait-seconds", type=positive_seconds, default=1.0, metavar="SECONDS",
         help="how often --model-base-path is looked at for new or removed versions (default: %(default)s)",
     )
-    serve.add_argument("--no-verify", action="store_true", help="serve an --onnx file that has no manifest.json beside it, unchecked")
+    serve.add_argument("--no-verify", action="store_true", help="serve an --onnx or --tflite file that has no manifest.json beside it, unchecked")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network (default: %(default)s)")
     serve.add_argument("--port", type=port_number, default=8501, help="port; 0 picks a free one (default: %(default)s)")
     serve.add_argument("--model-name", default="dcgan", help="name in the URL /v1/models/NAME (default: %(default)s)")
-    serve.add_argument("--version", type=positive_integer, default=None, help="version of the --onnx file to report (default: the manifest's, else the folder name, else 1)")
+    serve.add_argument("--version", type=positive_integer, default=None, help="version of the --onnx or --tflite file to report (default: the manifest's, else the folder name, else 1)")
     serve.add_argument("--max-batch", type=positive_integer, default=DEFAULT_MAX_BATCH, help="largest batch per request (default: %(default)s)")
     serve.add_argument("--max-body-bytes", type=positive_integer, default=DEFAULT_MAX_BODY_BYTES, help="largest request body; more is 413 (default: %(default)s)")
     serve.add_argument("--request-timeout", type=positive_seconds, default=DEFAULT_REQUEST_TIMEOUT_SECONDS, metavar="SECONDS", help="a request's headers and body must arrive within this, or 408 (default: %(default)s)")
@@ -217,7 +239,7 @@ def add_serve_command(commands):
         "--workers", type=positive_integer, default=None,
         help="server processes sharing the port; each runs its own copy of the model (default: one per core)",
     )
-    serve.add_argument("--threads", type=positive_integer, default=1, help="onnxruntime threads per model call; calls already run in parallel, one per worker process (default: %(default)s)")
+    serve.add_argument("--threads", type=positive_integer, default=1, help="onnxruntime or LiteRT threads per model call; calls already run in parallel, one per worker process (default: %(default)s)")
     serve.add_argument(
         "--batching", action=argparse.BooleanOptionalAction, default=True,
         help="predictions that wait for a busy model share its next call, as TF Serving's --enable_batching with no timeout (default: on)",
@@ -230,6 +252,7 @@ def add_serve_command(commands):
 
 
 def run_serve(args):
+    from keras_dcgan.serving.runtimes import RUNTIME_NAMES
     from keras_dcgan.serving.server import AppSettings, BatchingOptions, ServerLimits, build_app, open_models, serve
     from keras_dcgan.serving.session import GeneratorSession
 
@@ -237,21 +260,27 @@ def run_serve(args):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     _check_model_flags(args)
+    model_path = _model_file(args)
+    runtime = args.runtime or SERVE_RUNTIMES[0]
     session, version = None, 0
-    if args.onnx:
+    if model_path:
         # Loaded here even with worker processes, which load their own: a bad file is one error, before any worker starts.
-        session = GeneratorSession(args.onnx, threads=args.threads, verify=not args.no_verify)
+        session = GeneratorSession(model_path, threads=args.threads, verify=not args.no_verify)
         version = args.version or session.version or _version_from_folder(session.model_path)
     settings = AppSettings(
-        onnx_path=args.onnx and str(args.onnx), verify=not args.no_verify, onnx_threads=args.threads, model_name=args.model_name,
+        model_path=model_path, verify=not args.no_verify, threads=args.threads, model_name=args.model_name,
         version=version, max_batch=args.max_batch, metrics=args.metrics,
         limits=ServerLimits(args.max_body_bytes, args.request_timeout, args.idle_timeout, args.drain_timeout, args.shutdown_delay),
         batching=BatchingOptions(args.batching, args.max_batch_rows),
         base_path=args.model_base_path, config_path=args.model_config_file, poll_seconds=args.file_system_poll_wait_seconds,
-        page=not args.no_ui,
+        runtime=runtime, page=not args.no_ui,
     )
-    models = open_models(settings, session)  # a bad config or label is one error, before any worker starts
-    served = f"version {version} from {args.onnx}" if args.onnx else f"{_versions_served(models[0])} from {args.model_base_path}"
+    # A bad config or label, or a --runtime whose extra is missing, is one error before any worker starts.
+    models = open_models(settings, session)
+    if model_path:
+        served = f"version {version} from {model_path}"
+    else:
+        served = f"{_versions_served(models[0])} from {args.model_base_path} with {RUNTIME_NAMES[runtime].runtime}"
     workers = args.workers or available_cores()
 
     def announce(url):
@@ -277,10 +306,14 @@ def _check_model_flags(args):
     if args.model_base_path is None:
         if args.model_config_file is not None:
             raise ValueError("--model-config-file gives the version policy and labels of a --model-base-path; pass one")
+        if args.runtime is not None:
+            raise ValueError("--runtime picks the file each version folder of a --model-base-path serves; an --onnx or --tflite file's suffix names its runtime")
         return
     for flag, given in (("--version", args.version is not None), ("--no-verify", args.no_verify)):
         if given:
-            raise ValueError(f"{flag} applies to --onnx only: with --model-base-path the versions are the folders' numbers, each checked")
+            raise ValueError(
+                f"{flag} applies to --onnx and --tflite only: with --model-base-path the versions are the folders' numbers, each checked"
+            )
 
 
 def _versions_served(repository):
@@ -312,7 +345,7 @@ def raise_open_file_limit():
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _version_from_folder(onnx_path):
+def _version_from_folder(model_path):
     """TF Serving's layout is <base>/<name>/<version>/: use the folder name when it is a number."""
-    name = pathlib.Path(onnx_path).resolve().parent.name
+    name = pathlib.Path(model_path).resolve().parent.name
     return int(name) if name.isdigit() else 1

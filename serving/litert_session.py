@@ -11,10 +11,15 @@ class MissingLiteRTError(ValueError):
     """ai-edge-litert is not installed."""
 
 
-def open_interpreter(content, threads=None):
-    """A LiteRT interpreter of `content` (a .tflite file's bytes); `threads` None: LiteRT's default."""
+def require_litert():
+    """ai-edge-litert's Interpreter class, or MissingLiteRTError: `serve` asks before any worker process starts."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ModuleNotFoundError as error:
         raise MissingLiteRTError(LITERT_EXTRA_HINT) from error
-    return Interpreter(model_content=content, num_threads=threads)
+    return Interpreter
+
+
+def open_interpreter(content, threads=None):
+    """A LiteRT interpreter of `content` (a .tflite file's bytes); `threads` None: LiteRT's default."""
+    return require_litert()(model_content=content, num_threads=threads)

@@ -11,13 +11,14 @@
 `ModelRepository` is what an API asks: the session of a model at a version, at a label or at
 the latest available version, held by a lease while a request uses it, and the state of every
 version it has known (LOADING, AVAILABLE, UNLOADING, END, newest first). A server of one file
-(`serve --onnx`) is a repository of one version (`ModelRepository.of_session`).
+(`serve --onnx` or `--tflite`) is a repository of one version (`ModelRepository.of_session`).
 
 `BasePathWatcher` drives it from a model base path of numeric version folders, as TF Serving's
 file-system source and availability-preserving manager do: each poll lists the complete
 folders (a folder whose manifest.json is not there yet is still being written: it is looked at
 again next poll, never counted as failed), asks the version policy which to serve, loads and
 checks the new ones (GeneratorSession: manifest, size and SHA-256) before they take a request,
+each from the file its manifest names for the runtime served (`serve --runtime`: ONNX or LiteRT),
 and retires the versions that left the policy or whose folder went away. A version that fails
 its check ends in state END with the error in its status and is never served; it is not tried
 again until it leaves the policy and comes back. A version that retires stops taking new leases
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 from keras_dcgan.contract import MANIFEST_NAME, ManifestError
 from keras_dcgan.serving.manifest import read_manifest
 from keras_dcgan.serving.model_config import ModelConfig, ModelConfigError, read_model_config
+from keras_dcgan.serving.runtimes import DEFAULT_RUNTIME, RUNTIME_NAMES
 from keras_dcgan.serving.session import GeneratorSession
 
 LOADING, AVAILABLE, UNLOADING, END = "LOADING", "AVAILABLE", "UNLOADING", "END"
@@ -175,7 +177,7 @@ class ModelRepository:
     # -- changes, made by BasePathWatcher (or of_session) -----------------------------------------------------------
 
     def replace_session(self, version, session):
-        """Serve `session` as `version` from now on (`serve --onnx` reloading its file); requests that hold the one before finish on it."""
+        """Serve `session` as `version` from now on (`serve --onnx` or `--tflite` reloading its file); requests that hold the one before finish on it."""
         with self._lock:
             before = self._versions.get(version)
             record = self._versions[version] = _Version(version)
@@ -245,16 +247,29 @@ class ModelRepository:
             self.on_change()
 
 
-def load_version(folder, version, threads=None):
-    """The checked GeneratorSession of version folder `folder`: its manifest names the ONNX file and records its version."""
+def load_version(folder, version, runtime=DEFAULT_RUNTIME, threads=None):
+    """The checked GeneratorSession of version folder `folder` on `runtime` (a key of RUNTIME_NAMES).
+
+    Its manifest records its version and, in the runtime's entry, names the file to serve. A
+    folder without that file raises FileNotFoundError (TF Serving's NOT_FOUND in its status).
+    """
     manifest_path = pathlib.Path(folder) / MANIFEST_NAME
     manifest = read_manifest(manifest_path)
     if manifest.get("version", version) != version:
         raise ManifestError(f"{manifest_path} records version {manifest['version']}, but its folder is version {version}")
-    onnx_file = manifest["onnx"].get("file")
-    if not onnx_file:
-        raise ManifestError(f"{manifest_path}: onnx.file is missing; it names the ONNX file to serve")
-    return GeneratorSession(pathlib.Path(folder) / onnx_file, manifest_path, threads=threads)
+    kind = RUNTIME_NAMES[runtime].kind
+    if runtime not in manifest:
+        raise FileNotFoundError(
+            f"{manifest_path} has no {runtime!r} entry: version {version} was exported without a {kind} file "
+            f"for --runtime {runtime}; re-export it, or serve another --runtime"
+        )
+    model_file = manifest[runtime].get("file")
+    if not model_file:
+        raise ManifestError(f"{manifest_path}: {runtime}.file is missing; it names the {kind} file to serve")
+    model_path = pathlib.Path(folder) / model_file
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path} not found: {manifest_path} names it as the {kind} file of version {version} (--runtime {runtime})")
+    return GeneratorSession(model_path, manifest_path, threads=threads)
 
 
 def _error_code(error):

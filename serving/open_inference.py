@@ -36,11 +36,14 @@ from keras_dcgan.contract import DIGITS, IMAGES, LATENT, SEEDS
 from keras_dcgan.serving import json_codec
 from keras_dcgan.serving.model_repository import ServableNotFound
 from keras_dcgan.serving.rest_api import ApiError, PendingPrediction, _parse_json, _to_array
+from keras_dcgan.serving.runtimes import LiteRTModel, OnnxModel
 from keras_dcgan.serving.session import InputError
 
 SERVER_NAME = "keras-dcgan"
 EXTENSIONS = ["binary_tensor_data"]
-PLATFORM = "onnxruntime_onnx"  # Triton's name for a model it runs with onnxruntime
+# A model's platform by the runtime that runs it (GeneratorSession.runtime): Triton's name for onnxruntime
+# models, and for LiteRT a name of the same <runtime>_<format> form, as Triton has no LiteRT platform.
+PLATFORMS = {OnnxModel.runtime: "onnxruntime_onnx", LiteRTModel.runtime: "litert_tflite"}
 HEADER_LENGTH = b"inference-header-content-length"
 OUTPUT_NAME = IMAGES.name
 LATENT_NAME, SEEDS_NAME, DIGITS_NAME = LATENT.name, SEEDS.name, DIGITS.name
@@ -204,7 +207,7 @@ class OpenInferenceApi:
         return {
             "name": name,
             "versions": [str(version) for version in self.api.models.available_versions()],
-            "platform": PLATFORM,
+            "platform": PLATFORMS[lease.session.runtime],
             "inputs": [_tensor(input_name, *spec) for input_name, spec in self._input_specs(lease.session).items()],
             "outputs": [_tensor(OUTPUT_NAME, "FP32", [-1, *lease.session.image_shape])],
         }

@@ -58,6 +58,9 @@ class LiteRTModel:
 
 
 RUNTIMES = {".onnx": OnnxModel, ".tflite": LiteRTModel}
+# `serve --model-base-path --runtime NAME`: each name is the manifest entry of the file that runtime runs.
+RUNTIME_NAMES = {model.manifest_entry: model for model in RUNTIMES.values()}
+DEFAULT_RUNTIME = OnnxModel.manifest_entry
 
 
 def runtime_for(path):

@@ -47,7 +47,9 @@ from keras_dcgan.serving.batching import ClientGone, ModelBatcher
 from keras_dcgan.serving.health import ServerHealth
 from keras_dcgan.serving.listener import queued_connections, stop_accepting
 from keras_dcgan.serving.metrics import METRICS_PATH
+from keras_dcgan.serving.litert_session import require_litert
 from keras_dcgan.serving.rest_api import PendingPrediction, PredictionApi
+from keras_dcgan.serving.runtimes import DEFAULT_RUNTIME, RUNTIME_NAMES, LiteRTModel
 
 LOGGER_NAME = "uvicorn"
 ACCESS_LOGGER_NAME = "keras_dcgan.serve.access"
@@ -455,13 +457,14 @@ def configure_logging(access_log):
 class AppSettings:
     """Everything a server process needs to build its app; picklable, so that each worker process builds its own.
 
-    The model is one ONNX file (`onnx_path`, served as `version`) or the version folders under
-    `base_path`, with the policy and labels of `config_path` (model_repository.py).
+    The model is one ONNX or LiteRT file (`model_path`, served as `version`; its suffix picks the
+    runtime) or the version folders under `base_path`, each serving the file of `runtime`, with
+    the policy and labels of `config_path` (model_repository.py).
     """
 
-    onnx_path: str
-    verify: bool  # check the ONNX file against manifest.json
-    onnx_threads: int  # onnxruntime threads per model call
+    model_path: str
+    verify: bool  # check the file at `model_path` against manifest.json
+    threads: int  # the runtime's threads per model call
     model_name: str
     version: int
     max_batch: int
@@ -471,10 +474,11 @@ class AppSettings:
     base_path: str = None
     config_path: str = None
     poll_seconds: float = 1.0
+    runtime: str = DEFAULT_RUNTIME  # which file of each version folder is served (runtimes.RUNTIME_NAMES)
 
     @property
     def model_source(self):
-        return self.base_path or self.onnx_path
+        return self.base_path or self.model_path
     health_state_file: str | None = None  # the supervisor's word on readiness (health.py), for worker processes
     page: bool = True  # the browser page at / (web_page.py)
 
@@ -490,15 +494,17 @@ def open_models(settings, session=None):
 
     if settings.base_path is None:
         if session is None:
-            session = GeneratorSession(settings.onnx_path, threads=settings.onnx_threads, verify=settings.verify)
+            session = GeneratorSession(settings.model_path, threads=settings.threads, verify=settings.verify)
         return ModelRepository.of_session(session, settings.model_name, settings.version), None
+    if RUNTIME_NAMES[settings.runtime] is LiteRTModel:
+        require_litert()  # one line naming the extra, rather than every version failing to load
     config = ModelConfig(settings.model_name)
     if settings.config_path is not None:
         config = read_model_config(settings.config_path, settings.model_name)
     repository = ModelRepository(settings.model_name)
     watcher = BasePathWatcher(
         repository, settings.base_path, config, settings.config_path,
-        load=lambda folder, version: load_version(folder, version, threads=settings.onnx_threads),
+        load=lambda folder, version: load_version(folder, version, settings.runtime, threads=settings.threads),
     )
     watcher.start_serving()
     return repository, watcher
@@ -547,7 +553,7 @@ def build_app(settings, models=None, worker=False):
 
 
 async def reload_model_file(repository, settings):
-    """SIGHUP of `serve --onnx`: load the file again, off the event loop, and serve it once it is loaded.
+    """SIGHUP of `serve --onnx` or `--tflite`: load the file again, off the event loop, and serve it once it is loaded.
 
     Requests already begun finish on the session they began on (the repository retires it after
     them); a file that cannot be loaded (missing, tampered, not a generator) leaves the one loaded
@@ -556,15 +562,15 @@ async def reload_model_file(repository, settings):
     from keras_dcgan.serving.session import GeneratorSession
 
     logger = logging.getLogger(LOGGER_NAME)
-    logger.warning("SIGHUP: reloading %s", settings.onnx_path)
-    load = functools.partial(GeneratorSession, settings.onnx_path, threads=settings.onnx_threads, verify=settings.verify)
+    logger.warning("SIGHUP: reloading %s", settings.model_path)
+    load = functools.partial(GeneratorSession, settings.model_path, threads=settings.threads, verify=settings.verify)
     try:
         session = await asyncio.get_running_loop().run_in_executor(None, load)
     except (OSError, ValueError) as error:
-        logger.error("could not reload %s: %s; still serving the model loaded before", settings.onnx_path, error)
+        logger.error("could not reload %s: %s; still serving the model loaded before", settings.model_path, error)
         return
     repository.replace_session(settings.version, session)
-    logger.warning("reloaded %s: new requests are answered by it", settings.onnx_path)
+    logger.warning("reloaded %s: new requests are answered by it", settings.model_path)
 
 
 def uvicorn_config(app, limits, **options):

@@ -11,9 +11,9 @@ runs): it restarts a worker that dies, forwards SIGTERM and SIGINT so that every
 its requests, and on SIGHUP replaces the workers one by one, each loading the model file again;
 serving a model base path, it passes SIGHUP on to every worker instead, which re-reads the model
 config file in place. Each worker is a fresh interpreter (spawned, not forked) that loads its own
-onnxruntime sessions from `AppSettings` (and, from a base path, polls the version folders on its
-own). A SIGHUP sent to a worker of an `--onnx` server itself is ignored, with a log line:
-replacing workers is the supervisor's job. Before the workers stop, the supervisor lets them
+models (onnxruntime sessions or LiteRT interpreters) from `AppSettings` (and, from a base path,
+polls the version folders on its own). A SIGHUP sent to a worker of an `--onnx` or `--tflite`
+server itself is ignored, with a log line: replacing workers is the supervisor's job. Before the workers stop, the supervisor lets them
 accept every connection the kernel has queued and stops new ones (listener.py), then closes its
 own copy of the socket.
 """

@@ -19,6 +19,7 @@ from keras_dcgan.serving.rest_client import RestClient, ServingError
 from keras_dcgan.serving.session import GeneratorSession, InputError, ModelFileError
 from test_serving_support import (
     decode_png,
+    run_litert_free_cli,
     run_tf_free_cli,
     start_keras_dcgan_serve,
     start_tensorflow_model_server,
@@ -402,27 +403,8 @@ def test_generate_tflite_writes_the_same_digits_as_onnx_without_tensorflow(expor
         assert np.abs(drawn - expected[index, ..., 0]).max() <= 1, seed  # within 1e-4: rounding may differ by one level
 
 
-# Like test_serving_support.TF_FREE_CLI, with ai-edge-litert missing as well: a device with the base install only.
-BLOCK_LITERT = """
-import importlib.abc, sys
-
-class BlockLiteRT(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] == "ai_edge_litert":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-sys.meta_path.insert(0, BlockLiteRT())
-"""
-
-
 def test_generate_tflite_names_the_extra_when_ai_edge_litert_is_missing_and_refuses_wrong_files(exported_model, tmp_path):
-    import subprocess
-    import sys
-
-    from test_serving_support import TF_FREE_CLI
-
-    argv = [sys.executable, "-c", BLOCK_LITERT + TF_FREE_CLI, "generate", "--tflite", str(_litert_path(exported_model)), "--out", str(tmp_path / "x.png")]
-    completed = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    completed = run_litert_free_cli("generate", "--tflite", _litert_path(exported_model), "--out", tmp_path / "x.png")
     assert completed.returncode == 2 and len(completed.stderr.strip().splitlines()) == 1, completed.stderr
     assert 'pip install "keras-dcgan[litert]"' in completed.stderr
     completed = run_tf_free_cli("generate", "--tflite", exported_model.onnx_path, "--out", tmp_path / "x.png")

@@ -40,6 +40,19 @@ sys.exit(code)
 """
 
 
+# Prepended to TF_FREE_CLI: ai-edge-litert missing as well, as on a device with the base install only.
+BLOCK_LITERT = """
+import importlib.abc, sys
+
+class BlockLiteRT(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "ai_edge_litert":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, BlockLiteRT())
+"""
+
+
 def decode_png(data):
     return np.asarray(Image.open(io.BytesIO(data)))
 
@@ -52,6 +65,12 @@ def tf_free_cli(*args):
 def run_tf_free_cli(*args, timeout=120):
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(tf_free_cli(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=environment)
+
+
+def run_litert_free_cli(*args, timeout=120):
+    """`keras-dcgan ARGS` in a process where TensorFlow, Keras and ai-edge-litert cannot be imported."""
+    argv = [sys.executable, "-c", BLOCK_LITERT + TF_FREE_CLI, *map(str, args)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
 
 
 def free_port():
@@ -105,9 +124,10 @@ def announced_url(server):
     return None
 
 
-def start_keras_dcgan_serve(onnx_path, *extra_args):
-    """`keras-dcgan serve` on a free port of 127.0.0.1, in a process without TensorFlow."""
-    return ServerProcess(tf_free_cli("serve", "--onnx", onnx_path, "--port", "0", *extra_args), announced_url)
+def start_keras_dcgan_serve(model_path, *extra_args):
+    """`keras-dcgan serve --onnx` (or `--tflite`, by the file's suffix) on a free port of 127.0.0.1, in a process without TensorFlow."""
+    flag = "--tflite" if pathlib.Path(model_path).suffix == ".tflite" else "--onnx"
+    return ServerProcess(tf_free_cli("serve", flag, model_path, "--port", "0", *extra_args), announced_url)
 
 
 def start_keras_dcgan_serve_models(base_path, *extra_args):
