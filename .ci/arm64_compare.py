@@ -58,6 +58,7 @@ def device(reference_path, out_folder, *model_paths):
 
 
 def device_file(model_path, expected, out_folder):
+    """One file's two GeneratorSession signatures and `keras-dcgan generate` PNGs; True when all match the host's."""
     from PIL import Image
 
     from keras_dcgan import image_grid
