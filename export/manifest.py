@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 
-from keras_dcgan.contract import MANIFEST_FORMAT_VERSION, MANIFEST_NAME, VALUE_RANGE, check_manifest
+from keras_dcgan.contract import LITERT_ENTRY, MANIFEST_FORMAT_VERSION, MANIFEST_NAME, ONNX_ENTRY, VALUE_RANGE, check_manifest
 
 
 def file_digests(folder):
@@ -47,7 +47,7 @@ def build_manifest(
         "latent_dim": latent_dim,
         "image_shape": list(image_shape),
         "value_range": list(VALUE_RANGE),
-        "onnx": onnx,
+        ONNX_ENTRY: onnx,
         "signatures": signatures,
         "files": file_digests(folder),
         "source": source,
@@ -56,7 +56,7 @@ def build_manifest(
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     if litert:
-        manifest["litert"] = litert
+        manifest[LITERT_ENTRY] = litert
     if variants:
         manifest["onnx_variants"] = variants
     if litert_variants:

@@ -29,6 +29,10 @@ MANIFEST_FORMAT_VERSION = 1
 ONNX_FILE = "generator.onnx"
 LITERT_FILE = "generator.tflite"
 MODEL_FILE_SUFFIXES = (".onnx", ".tflite")  # the files a device runs, each by its own runtime (serving/runtimes.py)
+# The manifest's entries that name each file a device runs, and how it is run; also the names of
+# `serve --runtime`, whose first is the default.
+ONNX_ENTRY, LITERT_ENTRY = "onnx", "litert"
+MODEL_FILE_ENTRIES = (ONNX_ENTRY, LITERT_ENTRY)
 SAVED_MODEL_FILE = "saved_model.pb"
 VALUE_RANGE = (0.0, 1.0)  # images leave every signature and file in [0, 1]
 
@@ -147,8 +151,8 @@ MANIFEST_SCHEMA = {
     "latent_dim": Field(True, _is_count, "an integer >= 1"),
     "image_shape": Field(True, lambda value: isinstance(value, list) and len(value) == 3 and all(map(_is_count, value)), "[height, width, channels] of integers >= 1"),
     "value_range": Field(True, lambda value: isinstance(value, list) and len(value) == 2 and all(map(_is_number, value)) and tuple(value) == VALUE_RANGE, "[0.0, 1.0]"),
-    "onnx": Field(True, _is_model_file, 'an object whose "file", "input" and "output" are strings'),
-    "litert": Field(False, _is_litert_file, 'an object whose "file", "signature", "input" and "output" are strings'),
+    ONNX_ENTRY: Field(True, _is_model_file, 'an object whose "file", "input" and "output" are strings'),
+    LITERT_ENTRY: Field(False, _is_litert_file, 'an object whose "file", "signature", "input" and "output" are strings'),
     "files": Field(True, lambda value: isinstance(value, dict) and all(map(_is_file_entry, value.values())), 'an object of path -> {"sha256": 64 hex digits, "bytes": integer >= 0}'),
     "version": Field(False, _is_count, "an integer >= 1"),
     "model_name": Field(False, lambda value: isinstance(value, str) and bool(value), "a non-empty string"),

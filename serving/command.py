@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from keras_dcgan.contract import LITERT_FILE, MANIFEST_NAME, ONNX_FILE
+from keras_dcgan.contract import LITERT_FILE, MANIFEST_NAME, MODEL_FILE_ENTRIES, ONNX_FILE
 from keras_dcgan.flag_types import INT64_MAX, integer_flag
 from keras_dcgan.latents import MAX_SEED, latents_from_seeds
 from keras_dcgan.output_paths import check_output_files, make_parent_folder
@@ -29,9 +29,6 @@ DEFAULT_DRAIN_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_BATCH_ROWS = 64  # rows per shared model call: merging requests that fill a call already gained nothing (docs/rest-server.md)
 REQUEST_BATCH = 64  # latents per model call or request of `generate`: bounded memory, under any --max-batch
 MAX_GENERATE = 10_000  # digits per `generate`: its grid is then 100 x 100 digits (3,002 pixels square)
-# `serve --model-base-path --runtime`: the keys of serving/runtimes.RUNTIME_NAMES, the default first. Written
-# out here because building the parser must not import onnxruntime (`keras-dcgan fit --help` stays fast).
-SERVE_RUNTIMES = ("onnx", "litert")
 
 
 positive_integer = integer_flag(1)
@@ -207,9 +204,9 @@ def add_serve_command(commands):
         "new ones loaded and checked as they appear (docs/model-versions.md)",
     )
     serve.add_argument(
-        "--runtime", choices=SERVE_RUNTIMES, default=None,
+        "--runtime", choices=MODEL_FILE_ENTRIES, default=None,
         help=f"with --model-base-path, which file of each version folder is served: the ONNX file on onnxruntime, or the "
-        f"LiteRT file (needs keras-dcgan[litert]); a folder without it fails to load (default: {SERVE_RUNTIMES[0]})",
+        f"LiteRT file (needs keras-dcgan[litert]); a folder without it fails to load (default: {MODEL_FILE_ENTRIES[0]})",
     )
     serve.add_argument(
         "--model-config-file", metavar="FILE",
@@ -261,7 +258,7 @@ def run_serve(args):
 
     _check_model_flags(args)
     model_path = _model_file(args)
-    runtime = args.runtime or SERVE_RUNTIMES[0]
+    runtime = args.runtime or MODEL_FILE_ENTRIES[0]
     session, version = None, 0
     if model_path:
         # Loaded here even with worker processes, which load their own: a bad file is one error, before any worker starts.

@@ -11,6 +11,7 @@ against the manifest: the input and output names, their shapes (None for the bat
 import pathlib
 import threading
 
+from keras_dcgan.contract import LITERT_ENTRY, MODEL_FILE_ENTRIES, ONNX_ENTRY
 from keras_dcgan.serving.litert_session import open_interpreter
 from keras_dcgan.serving.onnx_session import open_session
 
@@ -18,7 +19,7 @@ from keras_dcgan.serving.onnx_session import open_session
 class OnnxModel:
     kind = "ONNX"
     runtime = "onnxruntime"
-    manifest_entry = "onnx"
+    manifest_entry = ONNX_ENTRY
 
     def __init__(self, content, threads=None):
         self._session = open_session(content, threads)
@@ -35,7 +36,7 @@ class OnnxModel:
 class LiteRTModel:
     kind = "LiteRT"
     runtime = "LiteRT"
-    manifest_entry = "litert"
+    manifest_entry = LITERT_ENTRY
 
     def __init__(self, content, threads=None):
         interpreter = open_interpreter(content, threads)
@@ -60,7 +61,7 @@ class LiteRTModel:
 RUNTIMES = {".onnx": OnnxModel, ".tflite": LiteRTModel}
 # `serve --model-base-path --runtime NAME`: each name is the manifest entry of the file that runtime runs.
 RUNTIME_NAMES = {model.manifest_entry: model for model in RUNTIMES.values()}
-DEFAULT_RUNTIME = OnnxModel.manifest_entry
+DEFAULT_RUNTIME = MODEL_FILE_ENTRIES[0]
 
 
 def runtime_for(path):

@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 
 from keras_dcgan.serving.command import _version_from_folder
-from keras_dcgan.contract import MANIFEST_NAME, ONNX_FILE
+from keras_dcgan.contract import MANIFEST_NAME, ONNX_ENTRY, ONNX_FILE
 from keras_dcgan.serving.manifest import read_manifest
 from keras_dcgan.serving.session import GeneratorSession
 from keras_dcgan.serving.web_page import ASSET_FILES, INDEX_FILE, MODEL_INFO_FILE, model_info, ui_file
@@ -56,7 +56,7 @@ def run_web(args):
     if not manifest_path.is_file():
         raise ValueError(f"{version_dir} has no {MANIFEST_NAME}: pass an export's version folder, e.g. exports/dcgan/1")
     manifest = read_manifest(manifest_path)
-    session = GeneratorSession(version_dir / manifest["onnx"].get("file", ONNX_FILE))
+    session = GeneratorSession(version_dir / manifest[ONNX_ENTRY].get("file", ONNX_FILE))
     out = pathlib.Path(args.out)
     _check_replaceable(out)
     model_name = args.model_name or manifest.get("model_name") or "dcgan"

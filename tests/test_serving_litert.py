@@ -13,9 +13,8 @@ import urllib.request
 import numpy as np
 import pytest
 
-from keras_dcgan.contract import LITERT_FILE, MANIFEST_NAME
+from keras_dcgan.contract import LITERT_FILE, MANIFEST_NAME, MODEL_FILE_ENTRIES
 from keras_dcgan.latents import latents_from_seeds
-from keras_dcgan.serving.command import SERVE_RUNTIMES
 from keras_dcgan.serving.runtimes import DEFAULT_RUNTIME, RUNTIME_NAMES
 from keras_dcgan.serving.session import GeneratorSession
 from test_model_versions import POLL_SECONDS, add_version, call, states, wait_for
@@ -68,7 +67,7 @@ def scrape(url):
 
 
 def test_every_runtime_serve_offers_is_one_the_serving_side_runs():
-    assert set(SERVE_RUNTIMES) == set(RUNTIME_NAMES) and SERVE_RUNTIMES[0] == DEFAULT_RUNTIME
+    assert set(RUNTIME_NAMES) == set(MODEL_FILE_ENTRIES) and DEFAULT_RUNTIME == MODEL_FILE_ENTRIES[0]
 
 
 @pytest.mark.slow
