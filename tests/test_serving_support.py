@@ -57,20 +57,20 @@ def decode_png(data):
     return np.asarray(Image.open(io.BytesIO(data)))
 
 
-def tf_free_cli(*args):
-    """argv running `keras-dcgan ARGS` with tensorflow and keras imports blocked."""
-    return [sys.executable, "-c", TF_FREE_CLI, *map(str, args)]
+def tf_free_cli(*args, block_litert=False):
+    """argv running `keras-dcgan ARGS` with tensorflow and keras imports blocked (and ai-edge-litert's, with `block_litert`)."""
+    return [sys.executable, "-c", (BLOCK_LITERT if block_litert else "") + TF_FREE_CLI, *map(str, args)]
 
 
-def run_tf_free_cli(*args, timeout=120):
+def run_tf_free_cli(*args, timeout=120, block_litert=False):
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run(tf_free_cli(*args), capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=environment)
+    argv = tf_free_cli(*args, block_litert=block_litert)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=environment)
 
 
 def run_litert_free_cli(*args, timeout=120):
     """`keras-dcgan ARGS` in a process where TensorFlow, Keras and ai-edge-litert cannot be imported."""
-    argv = [sys.executable, "-c", BLOCK_LITERT + TF_FREE_CLI, *map(str, args)]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
+    return run_tf_free_cli(*args, timeout=timeout, block_litert=True)
 
 
 def free_port():
